@@ -1,0 +1,5 @@
+"""``python -m seawall`` runs the CLI."""
+
+from seawall.cli.main import main
+
+main()

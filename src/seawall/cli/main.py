@@ -1,0 +1,357 @@
+"""``seawall``: a calicoctl-shaped CLI over Seawall's datastore.
+
+Each write command reads and validates all of its input first, then commits it
+in one transaction (see ``operations``), so a bad document anywhere means
+nothing is written. Errors go to stderr naming file, document, kind/name,
+field path, value and reason; the exit code is 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+import click
+
+from seawall import __version__
+from seawall.api import (
+    DocumentError,
+    FieldError,
+    KindInfo,
+    ParsedResource,
+    SourceDocument,
+    UnknownKind,
+    ValidationFailed,
+    parse_document,
+    parse_documents,
+    resolve_kind,
+)
+from seawall.cli import operations
+from seawall.cli.inputs import read_documents
+from seawall.cli.operations import Mode, with_resource_version
+from seawall.cli.output import FORMATS, render
+from seawall.datastore import Datastore, DatastoreError, Delete, NotFound, Update, open_datastore
+
+
+class CliError(click.ClickException):
+    """An error already worded for the operator; exit code 1."""
+
+    exit_code = 1
+
+    def show(self, file: Any = None) -> None:
+        click.echo(self.format_message(), err=True)
+
+
+def _fail_validation(exc: ValidationFailed, *, verb: str) -> NoReturn:
+    lines = [str(doc_error) for doc_error in exc.errors]
+    count = sum(len(doc_error.errors) for doc_error in exc.errors)
+    lines.append(f"failed to {verb}: {count} error(s) in {len(exc.errors)} document(s); nothing was written")
+    raise CliError("\n".join(lines))
+
+
+def _warn(items: Sequence[ParsedResource]) -> None:
+    for item in items:
+        for warning in item.warnings:
+            click.echo(f"warning: {item.source}: document {item.index}: {item.key[0]}({item.key[1]}): {warning}", err=True)
+
+
+@contextmanager
+def _store(ctx: click.Context) -> Iterator[Datastore]:
+    try:
+        store = open_datastore(ctx.obj["datastore"])
+    except DatastoreError as exc:
+        raise CliError(f"cannot open datastore: {exc}") from None
+    try:
+        yield store
+    except DatastoreError as exc:
+        raise CliError(f"datastore error: {exc}; nothing was written") from None
+    finally:
+        store.close()
+
+
+def _load(files: tuple[str, ...], recursive: bool, verb: str) -> list[ParsedResource]:
+    try:
+        items = parse_documents(read_documents(files, recursive=recursive))
+    except ValidationFailed as exc:
+        _fail_validation(exc, verb=verb)
+    _warn(items)
+    return items
+
+
+def _summary(verb: str, keys: Sequence[tuple[str, str]]) -> str:
+    kinds = {kind for kind, _ in keys}
+    if len(kinds) == 1:
+        return f"Successfully {verb} {len(keys)} '{kinds.pop()}' resource(s)"
+    return f"Successfully {verb} {len(keys)} resource(s)"
+
+
+def _kind(text: str) -> KindInfo:
+    try:
+        return resolve_kind(text)
+    except UnknownKind as exc:
+        raise CliError(str(exc)) from None
+
+
+_files_option = click.option(
+    "-f", "--filename", "files", multiple=True, metavar="FILE|DIR|-",
+    help="File, directory (.yaml/.yml/.json) or - for stdin. Repeatable.",
+)
+_recursive_option = click.option("-R", "--recursive", is_flag=True, help="Recurse into directories given with -f.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--datastore", metavar="URL", default=None,
+    help="sqlite:///path (default /var/lib/seawall/seawall.db) or etcd://host:port; env SEAWALL_DATASTORE.",
+)
+@click.version_option(__version__, prog_name="seawall")
+@click.pass_context
+def cli(ctx: click.Context, datastore: str | None) -> None:
+    """Seawall: defend hosts against DoS with Calico v3 policy, enforced in XDP or iptables raw."""
+    ctx.ensure_object(dict)
+    ctx.obj["datastore"] = datastore
+
+
+def _write(ctx: click.Context, mode: Mode, files: tuple[str, ...], recursive: bool, *, skip: bool = False) -> None:
+    verb = {Mode.APPLY: "apply", Mode.CREATE: "create", Mode.REPLACE: "replace", Mode.DELETE: "delete"}[mode]
+    if not files:
+        raise CliError(f"{verb}: no input given; use -f FILE|DIR|-")
+    items = _load(files, recursive, verb)
+    with _store(ctx) as store:
+        current = operations.read_current(store, [item.key for item in items])
+        try:
+            planned = operations.plan(mode, items, current, skip=skip)
+        except ValidationFailed as exc:
+            _fail_validation(exc, verb=verb)
+        store.commit(planned.ops)
+    done = [item.key for item in items if item.key not in planned.skipped]
+    past = {"apply": "applied", "create": "created", "replace": "replaced", "delete": "deleted"}[verb]
+    for kind, name in planned.skipped:
+        click.echo(f"skipped {kind}({name})", err=True)
+    click.echo(_summary(past, done))
+
+
+@cli.command()
+@_files_option
+@_recursive_option
+@click.pass_context
+def apply(ctx: click.Context, files: tuple[str, ...], recursive: bool) -> None:
+    """Create or update resources from files (all or nothing)."""
+    _write(ctx, Mode.APPLY, files, recursive)
+
+
+@cli.command()
+@_files_option
+@_recursive_option
+@click.option("--skip-exists", is_flag=True, help="Skip resources that already exist instead of failing.")
+@click.pass_context
+def create(ctx: click.Context, files: tuple[str, ...], recursive: bool, skip_exists: bool) -> None:
+    """Create resources; fails if any already exists (all or nothing)."""
+    _write(ctx, Mode.CREATE, files, recursive, skip=skip_exists)
+
+
+@cli.command()
+@_files_option
+@_recursive_option
+@click.pass_context
+def replace(ctx: click.Context, files: tuple[str, ...], recursive: bool) -> None:
+    """Replace existing resources; fails if any does not exist (all or nothing)."""
+    _write(ctx, Mode.REPLACE, files, recursive)
+
+
+@cli.command()
+@click.argument("kind", required=False)
+@click.argument("names", nargs=-1)
+@_files_option
+@_recursive_option
+@click.option("--skip-not-exists", is_flag=True, help="Skip resources that do not exist instead of failing.")
+@click.pass_context
+def delete(
+    ctx: click.Context, kind: str | None, names: tuple[str, ...], files: tuple[str, ...],
+    recursive: bool, skip_not_exists: bool,
+) -> None:
+    """Delete resources by KIND NAME... or by -f (all or nothing)."""
+    if files:
+        if kind:
+            raise CliError("delete: give either KIND NAME... or -f, not both")
+        _write(ctx, Mode.DELETE, files, recursive, skip=skip_not_exists)
+        return
+    if not kind or not names:
+        raise CliError("delete: give KIND NAME... or -f FILE")
+    info = _kind(kind)
+    with _store(ctx) as store:
+        ops, missing = [], []
+        for name in names:
+            try:
+                store.get(info.kind, name)
+                ops.append(Delete(info.kind, name))
+            except NotFound:
+                missing.append(name)
+        if missing and not skip_not_exists:
+            raise CliError("\n".join(f"resource does not exist: {info.kind}({n})" for n in missing) + "\nnothing was deleted")
+        store.commit(ops)
+    for name in missing:
+        click.echo(f"skipped {info.kind}({name})", err=True)
+    click.echo(_summary("deleted", [(info.kind, op.name) for op in ops]))
+
+
+@cli.command()
+@click.argument("kind", required=False)
+@click.argument("names", nargs=-1)
+@_files_option
+@_recursive_option
+@click.option("-o", "--output", "fmt", type=click.Choice(FORMATS), default="ps", show_default=True)
+@click.pass_context
+def get(ctx: click.Context, kind: str | None, names: tuple[str, ...], files: tuple[str, ...], recursive: bool, fmt: str) -> None:
+    """Show resources: KIND [NAME...], or the resources named in -f files."""
+    if files:
+        if kind:
+            raise CliError("get: give either KIND [NAME...] or -f, not both")
+        wanted = [item.key for item in _load(files, recursive, "get")]
+    elif kind:
+        info = _kind(kind)
+        wanted = [(info.kind, name) for name in names] if names else [(info.kind, "")]
+    else:
+        raise CliError("get: give KIND [NAME...] or -f FILE")
+    with _store(ctx) as store:
+        by_kind: dict[str, list[dict[str, Any]]] = {}
+        listed: set[str] = set()
+        missing: list[str] = []
+        revision = store.current_revision()
+        for kind_name, name in wanted:
+            docs = by_kind.setdefault(kind_name, [])
+            if not name:
+                listing = store.list(kind_name)
+                revision = listing.revision
+                listed.add(kind_name)
+                docs.extend(with_resource_version(kv) for kv in listing.items)
+                continue
+            try:
+                docs.append(with_resource_version(store.get(kind_name, name)))
+            except NotFound:
+                missing.append(f"resource does not exist: {kind_name}({name})")
+    single = len(wanted) == 1 and bool(wanted[0][1])
+    for kind_name, docs in by_kind.items():
+        if docs or kind_name in listed:
+            click.echo(render(kind_name, docs, fmt, revision=revision, single=single), nl=False)
+    if missing:
+        raise CliError("\n".join(missing))
+
+
+def _read_one(store: Datastore, info: KindInfo, name: str) -> tuple[Any, int]:
+    try:
+        kv = store.get(info.kind, name)
+    except NotFound:
+        raise CliError(f"resource does not exist: {info.kind}({name})") from None
+    return kv.value, kv.mod_revision
+
+
+def _validate_edited(info: KindInfo, name: str, doc: dict[str, Any], verb: str) -> ParsedResource:
+    try:
+        item = parse_document(SourceDocument(f"{verb} of {info.kind}({name})", "1", doc))
+    except DocumentError as exc:
+        _fail_validation(ValidationFailed([exc]), verb=verb)
+    if item.key != (info.kind, name):
+        raise CliError(f"{verb}: kind and metadata.name cannot be changed ({info.kind}({name}))")
+    _warn([item])
+    return item
+
+
+def _update_in_place(store: Datastore, item: ParsedResource, old: dict[str, Any], revision: int) -> None:
+    meta = old.get("metadata", {})
+    value = operations.stored_value(item, uid=meta.get("uid", ""), created=meta.get("creationTimestamp", ""))
+    store.commit([Update(item.key[0], item.key[1], value, revision)])
+
+
+@cli.command()
+@click.argument("kind")
+@click.argument("name")
+@click.option("-p", "--patch", "patch_text", required=True, help="JSON merge patch (RFC 7386).")
+@click.pass_context
+def patch(ctx: click.Context, kind: str, name: str, patch_text: str) -> None:
+    """Apply a JSON merge patch to one resource (compare-and-swap)."""
+    info = _kind(kind)
+    try:
+        patch_doc = json.loads(patch_text)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"patch: -p is not valid JSON: {exc}") from None
+    if not isinstance(patch_doc, dict):
+        raise CliError("patch: -p must be a JSON object")
+    with _store(ctx) as store:
+        old, revision = _read_one(store, info, name)
+        item = _validate_edited(info, name, merge_patch(old, patch_doc), "patch")
+        _update_in_place(store, item, old, revision)
+    click.echo(f"Successfully patched 1 '{info.kind}' resource")
+
+
+def merge_patch(target: Any, patch_doc: Any) -> Any:
+    """RFC 7386 JSON merge patch: null deletes, objects merge, anything else replaces."""
+    if not isinstance(patch_doc, dict):
+        return patch_doc
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch_doc.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+@cli.command()
+@click.argument("kind")
+@click.argument("name")
+@click.argument("label")
+@click.option("--overwrite", is_flag=True, help="Replace the value of an existing label.")
+@click.option("--remove", is_flag=True, help="Remove the label KEY.")
+@click.pass_context
+def label(ctx: click.Context, kind: str, name: str, label: str, overwrite: bool, remove: bool) -> None:
+    """Set (KEY=VALUE) or remove (KEY --remove) a label on one resource."""
+    info = _kind(kind)
+    key, eq, value = label.partition("=")
+    if remove == bool(eq):
+        raise CliError("label: give KEY=VALUE to set, or KEY with --remove")
+    with _store(ctx) as store:
+        old, revision = _read_one(store, info, name)
+        labels = dict((old.get("metadata") or {}).get("labels") or {})
+        if remove:
+            if key not in labels:
+                raise CliError(f"label: {info.kind}({name}) has no label '{key}'")
+            del labels[key]
+        else:
+            if key in labels and not overwrite:
+                if labels[key] == value:
+                    click.echo(f"label '{key}' already has value '{value}'")
+                    return
+                raise CliError(f"label: '{key}' already has a value ('{labels[key]}'); use --overwrite to change it")
+            labels[key] = value
+        doc = {**old, "metadata": {**old.get("metadata", {}), "labels": labels}}
+        if not labels:
+            doc["metadata"].pop("labels")
+        item = _validate_edited(info, name, doc, "label")
+        _update_in_place(store, item, old, revision)
+    click.echo(f"Successfully {'removed label from' if remove else 'set label on'} {info.kind}({name})")
+
+
+@cli.command()
+@_files_option
+@_recursive_option
+def validate(files: tuple[str, ...], recursive: bool) -> None:
+    """Validate files offline (no datastore access)."""
+    if not files:
+        raise CliError("validate: no input given; use -f FILE|DIR|-")
+    items = _load(files, recursive, "validate")
+    click.echo(_summary("validated", [item.key for item in items]))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="seawall", standalone_mode=True)
+    except KeyboardInterrupt:  # pragma: no cover - interactive
+        sys.exit(130)
+
+
+__all__ = ["cli", "main", "merge_patch", "FieldError"]

@@ -1,0 +1,128 @@
+"""calicoctl's write commands as one atomic datastore transaction each.
+
+calicoctl applies a file resource by resource and leaves the good half applied
+when one fails. Seawall plans every write first (reading the current state),
+then commits them all in a single ``Datastore.commit``: either the whole file
+lands under one revision, or nothing does. ``plan_*`` functions are pure.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from seawall.api import DocumentError, FieldError, ParsedResource, ValidationFailed, to_document
+from seawall.datastore import Create, Datastore, Delete, KeyValue, NotFound, Op, Update
+
+Key = tuple[str, str]
+
+
+class Mode(enum.Enum):
+    APPLY = "apply"
+    CREATE = "create"
+    REPLACE = "replace"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    ops: list[Op]
+    skipped: list[Key]
+
+
+def read_current(store: Datastore, keys: Sequence[Key]) -> dict[Key, KeyValue | None]:
+    current: dict[Key, KeyValue | None] = {}
+    for kind, name in keys:
+        try:
+            current[(kind, name)] = store.get(kind, name)
+        except NotFound:
+            current[(kind, name)] = None
+    return current
+
+
+def plan(
+    mode: Mode,
+    items: Sequence[ParsedResource],
+    current: dict[Key, KeyValue | None],
+    *,
+    skip: bool = False,
+    now: Callable[[], str] | None = None,
+    new_uid: Callable[[], str] | None = None,
+) -> Plan:
+    """The ops for ``mode`` given the current state; raises ValidationFailed naming
+    every resource that cannot be written (exists / missing / bad resourceVersion)."""
+    now = now or _utc_now
+    new_uid = new_uid or (lambda: str(uuid.uuid4()))
+    ops: list[Op] = []
+    skipped: list[Key] = []
+    failures: list[DocumentError] = []
+    for item in items:
+        kind, name = item.key
+        existing = current.get(item.key)
+        expected, rv_error = _expected_revision(item)
+        if rv_error:
+            failures.append(_fail(item, FieldError("metadata.resourceVersion", rv_error, item.resource.metadata.resourceVersion)))
+            continue
+        if mode is Mode.DELETE:
+            if existing is None:
+                if skip:
+                    skipped.append(item.key)
+                else:
+                    failures.append(_fail(item, FieldError("", f"resource does not exist: {kind}({name})")))
+                continue
+            ops.append(Delete(kind, name, expected))
+            continue
+        if existing is None:
+            if mode is Mode.REPLACE:
+                failures.append(_fail(item, FieldError("", f"resource does not exist: {kind}({name})")))
+                continue
+            ops.append(Create(kind, name, stored_value(item, uid=new_uid(), created=now())))
+            continue
+        if mode is Mode.CREATE:
+            if skip:
+                skipped.append(item.key)
+            else:
+                failures.append(_fail(item, FieldError("", f"resource already exists: {kind}({name})")))
+            continue
+        meta = existing.value.get("metadata", {})
+        value = stored_value(item, uid=meta.get("uid") or new_uid(), created=meta.get("creationTimestamp") or now())
+        ops.append(Update(kind, name, value, expected if expected is not None else existing.mod_revision))
+    if failures:
+        raise ValidationFailed(failures)
+    return Plan(ops, skipped)
+
+
+def stored_value(item: ParsedResource, *, uid: str, created: str) -> dict[str, Any]:
+    """The document as stored: no resourceVersion (it is the key's mod revision),
+    server-owned uid and creationTimestamp kept from the first create."""
+    doc = to_document(item.resource)
+    doc["metadata"]["uid"] = uid
+    doc["metadata"]["creationTimestamp"] = created
+    return doc
+
+
+def _expected_revision(item: ParsedResource) -> tuple[int | None, str | None]:
+    text = item.resource.metadata.resourceVersion
+    if text in (None, ""):
+        return None, None
+    if not text.isdigit():
+        return None, "resourceVersion must be a revision number as returned by 'seawall get'"
+    return int(text), None
+
+
+def _fail(item: ParsedResource, error: FieldError) -> DocumentError:
+    return DocumentError(item.source, item.index, item.key[0], item.key[1], [error])
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def with_resource_version(kv: KeyValue) -> dict[str, Any]:
+    """A stored value as ``get`` shows it: resourceVersion = the key's mod revision."""
+    metadata = {**kv.value.get("metadata", {}), "resourceVersion": str(kv.mod_revision)}
+    return {**kv.value, "metadata": metadata}
