@@ -52,8 +52,9 @@ def _io_error(source: str, reason: str) -> DocumentError:
     return DocumentError(source, "-", None, None, [FieldError("", reason)])
 
 
-def read_documents(paths: tuple[str, ...], *, recursive: bool = False) -> list[SourceDocument]:
-    """Every document of every input; all decoding errors raised together."""
+def read_documents(paths: tuple[str, ...], *, recursive: bool = False) -> tuple[list[SourceDocument], list[DocumentError]]:
+    """Every document of every input, plus the inputs that could not be decoded
+    (reported together with the validation errors of the rest: all errors at once)."""
     docs: list[SourceDocument] = []
     failures: list[DocumentError] = []
     for text, source in read_sources(paths, recursive=recursive):
@@ -61,6 +62,4 @@ def read_documents(paths: tuple[str, ...], *, recursive: bool = False) -> list[S
             docs.extend(split_documents(text, source))
         except DocumentError as exc:
             failures.append(exc)
-    if failures:
-        raise ValidationFailed(failures)
-    return docs
+    return docs, failures

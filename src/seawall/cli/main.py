@@ -74,7 +74,13 @@ def _store(ctx: click.Context) -> Iterator[Datastore]:
 
 def _load(files: tuple[str, ...], recursive: bool, verb: str) -> list[ParsedResource]:
     try:
-        items = parse_documents(read_documents(files, recursive=recursive))
+        docs, failures = read_documents(files, recursive=recursive)
+        try:
+            items = parse_documents(docs)
+        except ValidationFailed as exc:
+            failures += exc.errors
+        if failures:
+            raise ValidationFailed(failures)
     except ValidationFailed as exc:
         _fail_validation(exc, verb=verb)
     _warn(items)
