@@ -1,0 +1,1 @@
+"""XDP dataplane: a C blocklist program loaded through the system libbpf via ctypes."""

@@ -1,0 +1,392 @@
+"""The XDP dataplane driver: desired blocklists in, per-interface reports out.
+
+``reconcile`` is the one call the agent makes. Per interface it:
+1. finds what is attached (netlink query) and what is pinned (ours);
+2. leaves any program Seawall did not attach alone and reports a conflict;
+3. adopts our attached program (no detach, no gap), re-attaches a pinned one
+   that someone detached, or loads, fills and pins a new one *before*
+   attaching it, so a program is never attached empty;
+4. brings the maps to the desired set: a few incremental writes for small
+   changes, a double-buffered bulk replace otherwise (and always after
+   adoption, since this process does not know what the maps hold);
+5. reports the mode and why every faster mode was not used.
+A failure on one interface never stops the others. Interfaces no longer
+desired are detached (only if our program is the one attached) and unpinned.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import shutil
+import socket
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from seawall.dataplane.xdp import libbpf
+from seawall.dataplane.xdp.features import kernel_version, xdp_features
+from seawall.dataplane.xdp.loader import (
+    PinnedProgram,
+    expected_tag,
+    interface_dir,
+    load_new,
+    open_pinned,
+    replace_program_pin,
+    seawall_root,
+)
+from seawall.dataplane.xdp.maps import DEFAULT_HIT_SHIFT, KEY_SIZES, VALUE_SIZES, Counters
+from seawall.dataplane.xdp.modes import FALLBACK_MODE, XdpMode, plan_modes
+from seawall.dataplane.xdp.tables import BlocklistTables, Compiled, MapKind, format_cidr, parse_cidr
+
+log = logging.getLogger("seawall.xdp")
+
+MODE_FLAGS = {
+    XdpMode.OFFLOAD: libbpf.XDP_FLAGS_HW_MODE,
+    XdpMode.NATIVE: libbpf.XDP_FLAGS_DRV_MODE,
+    XdpMode.GENERIC: libbpf.XDP_FLAGS_SKB_MODE,
+}
+BULK_THRESHOLD = 2048  # changes above this go through a bulk replace
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceBlocklist:
+    """What one interface must drop in XDP."""
+
+    name: str
+    cidrs: frozenset[str]
+    failsafe: frozenset[tuple[int, int]]  # (IP protocol, destination port) always passed
+
+
+@dataclass(frozen=True, slots=True)
+class XdpDesiredState:
+    interfaces: tuple[InterfaceBlocklist, ...]
+    xdp_enabled: bool = True
+    generic_enabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceReport:
+    name: str
+    mode: str  # xdp-offload | xdp-native | xdp-generic | iptables-raw
+    reason: str
+    entries: dict[str, int] = field(default_factory=dict)
+    errors: tuple[str, ...] = ()
+    conflict: str | None = None
+    adopted: bool = False
+    repaired: tuple[str, ...] = ()
+
+    @property
+    def in_xdp(self) -> bool:
+        return self.mode != FALLBACK_MODE
+
+
+@dataclass(frozen=True, slots=True)
+class HitReport:
+    """Dropped packets per blocked CIDR. With sampling (``sample`` = 2**hit_shift)
+    each count is an unbiased estimate, relative standard error
+    sqrt((sample - 1) / n); ``unattributed`` = exact total drops minus the
+    estimates' sum (sources the LRU evicted, and sampling noise), never < 0."""
+
+    per_cidr: dict[str, int]
+    unattributed: int
+    total: int
+    sample: int
+
+
+@dataclass
+class _Interface:
+    program: PinnedProgram
+    tables: BlocklistTables
+    mode: XdpMode
+    ifindex: int
+
+
+class XdpDriver:
+    """Owns the pins under ``<bpffs>/seawall/xdp``; call ``reconcile`` with the desired state."""
+
+    def __init__(self, bpffs: Path | str, *, bulk_threshold: int = BULK_THRESHOLD, hit_shift: int = DEFAULT_HIT_SHIFT) -> None:
+        self.bpffs = Path(bpffs)
+        self.bulk_threshold = bulk_threshold
+        self.hit_shift = hit_shift
+        self._interfaces: dict[str, _Interface] = {}
+
+    # ------------------------------------------------------------ reconcile
+
+    def reconcile(self, desired: XdpDesiredState, *, verify: bool = False) -> dict[str, InterfaceReport]:
+        reports: dict[str, InterfaceReport] = {}
+        for item in desired.interfaces:
+            try:
+                reports[item.name] = self._reconcile_one(item, desired, verify=verify)
+            except Exception as exc:  # one interface must not stop the others
+                log.exception("XDP reconcile of %s failed", item.name)
+                self._forget(item.name)
+                reports[item.name] = InterfaceReport(item.name, FALLBACK_MODE, f"XDP failed: {exc}; the iptables raw tier enforces", errors=(str(exc),))
+        wanted = {item.name for item in desired.interfaces}
+        for name in self._pinned_interfaces() - wanted:
+            self._remove(name)
+        return reports
+
+    def _reconcile_one(self, item: InterfaceBlocklist, desired: XdpDesiredState, *, verify: bool) -> InterfaceReport:
+        ifindex = _ifindex(item.name)
+        if ifindex is None:
+            self._forget(item.name)
+            return InterfaceReport(item.name, FALLBACK_MODE, "interface does not exist (yet)")
+        query = libbpf.xdp_query(ifindex)
+        attached = _attached(query)
+        state = self._interfaces.get(item.name)
+        if state is not None and state.ifindex != ifindex:  # interface re-created
+            self._forget(item.name)
+            state = None
+        pinned = state.program if state else open_pinned(interface_dir(self.bpffs, item.name))
+        ours = pinned is not None and attached is not None and attached[1] == pinned.prog_id
+        if attached is not None and not ours:
+            mode_name, prog_id = attached
+            name = _prog_name(prog_id)
+            if pinned is not None and state is None:
+                pinned.close()
+            return InterfaceReport(
+                item.name, FALLBACK_MODE,
+                f"another XDP program ({name}, id {prog_id}, {mode_name} mode) is attached; Seawall leaves it alone",
+                conflict=f"foreign XDP program {name} id {prog_id} in {mode_name} mode",
+            )
+        repaired: list[str] = []
+        adopted = False
+        if not desired.xdp_enabled:
+            self._remove(item.name)
+            return InterfaceReport(item.name, FALLBACK_MODE, "XDP disabled (xdpEnabled: false); the iptables raw tier enforces")
+        plan = plan_modes(kernel=kernel_version(), features=xdp_features(ifindex), xdp_enabled=True, generic_enabled=desired.generic_enabled)
+        if pinned is not None and pinned.tag != expected_tag():
+            pinned = self._upgrade(pinned, ifindex, attached[0] if ours else None)
+            repaired.append("program upgraded in place")
+        was_pinned = pinned is not None
+        if state is None:
+            tables = BlocklistTables.from_cidrs(item.cidrs)
+            if pinned is None:
+                pinned = load_new(interface_dir(self.bpffs, item.name))
+                pinned.maps.replace(tables.compile(), inactive_known_empty=True, old_keys=BlocklistTables().hash_keys())
+            else:
+                adopted = ours
+                pinned.maps.replace(tables.compile(), inactive_known_empty=False)
+            pinned.maps.set_failsafe(item.failsafe)
+        else:
+            tables = state.tables
+            self._sync(pinned, tables, item.cidrs)
+            if verify:
+                repaired += self._verify(pinned, tables)
+            if pinned.maps.failsafe() != set(item.failsafe):
+                pinned.maps.set_failsafe(item.failsafe)
+                if verify:
+                    repaired.append("failsafe ports rewritten")
+        if pinned.maps.hit_shift() != self.hit_shift:
+            pinned.maps.set_hit_shift(self.hit_shift)
+        current_mode = XdpMode(attached[0]) if ours else None
+        if current_mode is not None and current_mode not in plan.attempts:
+            self._detach(ifindex, pinned, current_mode.value)
+            current_mode = None
+        errors: list[str] = []
+        if current_mode is None:
+            current_mode, errors = _attach(ifindex, pinned.prog_fd, plan.attempts)
+            if current_mode is not None and was_pinned:
+                repaired.append("program was not attached; attached again")
+        entries = tables.family_counts()
+        skipped = list(plan.skipped) + errors
+        if current_mode is None:
+            # Keep the filled maps pinned (a later refresh retries quickly); forget the rest.
+            self._interfaces.pop(item.name, None)
+            pinned.close()
+            reason = "no XDP mode available: " + "; ".join(skipped) + "; the iptables raw tier enforces"
+            return InterfaceReport(item.name, FALLBACK_MODE, reason, entries, tuple(errors))
+        self._interfaces[item.name] = _Interface(pinned, tables, current_mode, ifindex)
+        better = [s for s in skipped if _is_better_than(s, current_mode)]
+        reason = current_mode.value + (f" (faster modes not used: {'; '.join(better)})" if better else " (the fastest mode)")
+        return InterfaceReport(item.name, current_mode.value, reason, entries, tuple(errors), adopted=adopted, repaired=tuple(repaired))
+
+    def _sync(self, program: PinnedProgram, tables: BlocklistTables, wanted: Iterable[str]) -> None:
+        want = {parse_cidr(c) for c in wanted}
+        have = tables.parsed()
+        added, removed = want - have, have - want
+        if len(added) + len(removed) > self.bulk_threshold:
+            old_keys = tables.hash_keys()
+            fresh = BlocklistTables.from_cidrs(wanted)
+            program.maps.replace(fresh.compile(), inactive_known_empty=True, old_keys=old_keys)
+            tables.__dict__.update(fresh.__dict__)
+            return
+        for cidr in sorted(added):
+            program.maps.apply(tables.add(format_cidr(*cidr)))
+        for cidr in sorted(removed):
+            program.maps.apply(tables.remove(format_cidr(*cidr)))
+
+    def _verify(self, program: PinnedProgram, tables: BlocklistTables) -> list[str]:
+        """Compare the active slot with what it must hold; rewrite it if edited."""
+        compiled = tables.compile()
+        expected = _expected_entries(compiled)
+        actual = program.maps.read_slot(program.maps.active_slot())
+        if actual == expected:
+            return []
+        program.maps.replace(compiled, inactive_known_empty=True)
+        return ["blocklist maps differed from the desired set (edited by someone else); rewritten"]
+
+    def _upgrade(self, pinned: PinnedProgram, ifindex: int, mode: str | None) -> PinnedProgram:
+        fresh = load_new(pinned.directory.parent / (pinned.directory.name + "_upgrade"), reuse=pinned.maps)
+        try:
+            if mode is not None:
+                flags = MODE_FLAGS[XdpMode(mode)] | libbpf.XDP_FLAGS_REPLACE
+                libbpf.xdp_attach(ifindex, fresh.prog_fd, flags, old_prog_fd=pinned.prog_fd)
+            replace_program_pin(pinned, fresh.prog_fd)
+        finally:
+            fresh.maps.close()
+            fresh.unpin()
+        os.close(pinned.prog_fd)
+        pinned.prog_fd = os.dup(fresh.prog_fd)
+        os.close(fresh.prog_fd)
+        pinned.prog_id, pinned.tag = fresh.prog_id, fresh.tag
+        return pinned
+
+    # ------------------------------------------------------------ read-back
+
+    def counters(self, ifname: str) -> Counters | None:
+        program = self._program(ifname)
+        return program.maps.counters() if program else None
+
+    def hit_counts(self, ifname: str) -> HitReport | None:
+        state = self._interfaces.get(ifname)
+        if state is None:
+            return None
+        per_cidr: dict[str, int] = {}
+        attributed = 0
+        for key, packets in state.program.maps.hits().items():
+            address = ipaddress.IPv6Address(key)
+            mapped = address.ipv4_mapped
+            family, value = (4, int(mapped)) if mapped is not None else (6, int(address))
+            cidr = state.tables.longest_match(family, value)
+            if cidr is not None:
+                per_cidr[cidr] = per_cidr.get(cidr, 0) + packets
+                attributed += packets
+        total = state.program.maps.counters().dropped
+        return HitReport(per_cidr, max(0, total - attributed), total, 1 << state.program.maps.hit_shift())
+
+    def mode(self, ifname: str) -> XdpMode | None:
+        state = self._interfaces.get(ifname)
+        return state.mode if state else None
+
+    # ------------------------------------------------------------ removal
+
+    def cleanup(self) -> list[str]:
+        """Detach every program of ours and remove every pin (explicit clean-up)."""
+        removed = []
+        for name in sorted(self._pinned_interfaces() | set(self._interfaces)):
+            self._remove(name)
+            removed.append(name)
+        root = seawall_root(self.bpffs)
+        for directory in (root / "xdp", root):
+            try:
+                directory.rmdir()
+            except OSError:
+                pass
+        return removed
+
+    def close(self) -> None:
+        """Forget in-memory state; pins and attachments stay (protection continues)."""
+        for name in list(self._interfaces):
+            self._forget(name)
+
+    def _remove(self, name: str) -> None:
+        state = self._interfaces.pop(name, None)
+        program = state.program if state else open_pinned(interface_dir(self.bpffs, name))
+        if program is not None:
+            ifindex = _ifindex(name)
+            if ifindex is not None:
+                attached = _attached(libbpf.xdp_query(ifindex))
+                if attached is not None and attached[1] == program.prog_id:
+                    self._detach(ifindex, program, attached[0])
+            program.close()
+        shutil.rmtree(interface_dir(self.bpffs, name), ignore_errors=True)
+
+    @staticmethod
+    def _detach(ifindex: int, program: PinnedProgram, mode: str) -> None:
+        flags = MODE_FLAGS[XdpMode(mode)] | libbpf.XDP_FLAGS_REPLACE
+        libbpf.xdp_detach(ifindex, flags, old_prog_fd=program.prog_fd)
+
+    def _forget(self, name: str) -> None:
+        state = self._interfaces.pop(name, None)
+        if state is not None:
+            state.program.close()
+
+    def _program(self, name: str) -> PinnedProgram | None:
+        state = self._interfaces.get(name)
+        return state.program if state else None
+
+    def _pinned_interfaces(self) -> set[str]:
+        directory = seawall_root(self.bpffs) / "xdp"
+        if not directory.is_dir():
+            return set()
+        return {p.name for p in directory.iterdir() if p.is_dir() and not p.name.endswith("_upgrade")}
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _ifindex(name: str) -> int | None:
+    try:
+        return socket.if_nametoindex(name)
+    except OSError:
+        return None
+
+
+def _attached(query: libbpf.XdpQuery) -> tuple[str, int] | None:
+    """(mode, program id) of what is attached, or None."""
+    for mode, prog_id in ((XdpMode.OFFLOAD, query.hw_prog_id), (XdpMode.NATIVE, query.drv_prog_id), (XdpMode.GENERIC, query.skb_prog_id)):
+        if prog_id:
+            return mode.value, prog_id
+    return None
+
+
+def _prog_name(prog_id: int) -> str:
+    try:
+        fd = libbpf.prog_fd_by_id(prog_id)
+    except (libbpf.LibbpfError, OSError):
+        return "?"
+    try:
+        return libbpf.prog_info(fd).name or "?"
+    finally:
+        os.close(fd)
+
+
+def _attach(ifindex: int, prog_fd: int, attempts: Iterable[XdpMode]) -> tuple[XdpMode | None, list[str]]:
+    errors = []
+    for mode in attempts:
+        try:
+            libbpf.xdp_attach(ifindex, prog_fd, MODE_FLAGS[mode] | libbpf.XDP_FLAGS_UPDATE_IF_NOEXIST)
+            return mode, errors
+        except libbpf.LibbpfError as exc:
+            errors.append(f"{mode.short}: attach failed ({os.strerror(exc.errno) if exc.errno else exc})")
+    return None, errors
+
+
+_ORDER = [XdpMode.OFFLOAD, XdpMode.NATIVE, XdpMode.GENERIC]
+
+
+def _is_better_than(reason: str, mode: XdpMode) -> bool:
+    for candidate in _ORDER:
+        if reason.startswith(candidate.short + ":"):
+            return _ORDER.index(candidate) < _ORDER.index(mode)
+    return False
+
+
+def _expected_entries(compiled: Compiled) -> dict[MapKind, dict[bytes, bytes]]:
+    """What ``BlocklistMaps.read_slot`` must return for a slot holding ``compiled``."""
+    out: dict[MapKind, dict[bytes, bytes]] = {}
+    for kind, values in compiled.arrays.items():
+        size = VALUE_SIZES[kind]
+        out[kind] = {
+            struct.pack("<I", i): values[size * i : size * i + size]
+            for i in range(len(values) // size)
+            if values[size * i : size * i + size] != bytes(size)
+        }
+    for kind, (keys, values, count) in compiled.hashes.items():
+        ks, vs = KEY_SIZES[kind], VALUE_SIZES[kind]
+        out[kind] = {keys[ks * i : ks * i + ks]: values[vs * i : vs * i + vs] for i in range(count)}
+    return out

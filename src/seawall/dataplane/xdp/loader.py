@@ -1,0 +1,142 @@
+"""Loading, pinning and re-opening one interface's blocklist program.
+
+Everything Seawall creates lives under ``<bpffs>/seawall/xdp/<ifname>/``:
+``prog`` (the program) and ``maps/<name>``. Pins keep program and maps alive
+when the agent exits or is killed; the netlink attachment keeps the program
+running on the interface (XDP stays attached without a process). A new agent
+re-opens the pins and adopts what is attached, with no gap in protection.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from seawall.dataplane.xdp import libbpf
+from seawall.dataplane.xdp.build import object_path
+from seawall.dataplane.xdp.maps import MAP_NAMES, BlocklistMaps
+
+PROGRAM_NAME = "seawall_xdp"
+BPFFS_MAGIC = 0xCAFE4A11
+
+
+@dataclass
+class PinnedProgram:
+    """A loaded (and pinned) program with its maps."""
+
+    directory: Path
+    prog_fd: int
+    prog_id: int
+    tag: str
+    maps: BlocklistMaps
+
+    def close(self) -> None:
+        self.maps.close()
+        try:
+            os.close(self.prog_fd)
+        except OSError:
+            pass
+
+    def unpin(self) -> None:
+        """Remove the pins (the kernel frees program and maps once unused)."""
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def seawall_root(bpffs: Path) -> Path:
+    return bpffs / "seawall"
+
+
+def interface_dir(bpffs: Path, ifname: str) -> Path:
+    return seawall_root(bpffs) / "xdp" / ifname
+
+
+def ensure_bpffs(path: Path) -> None:
+    """Mount a bpffs at ``path`` if it is not one (``ip netns exec`` hides /sys/fs/bpf)."""
+    path.mkdir(parents=True, exist_ok=True)
+    if _is_bpffs(path):
+        return
+    result = subprocess.run(["mount", "-t", "bpf", "bpf", str(path)], capture_output=True, text=True, check=False)
+    if result.returncode != 0 or not _is_bpffs(path):
+        raise OSError(f"cannot mount bpffs at {path}: {result.stderr.strip()}")
+
+
+def _is_bpffs(path: Path) -> bool:
+    try:
+        with open("/proc/self/mounts") as mounts:
+            return any(line.split()[1] == str(path) and line.split()[2] == "bpf" for line in mounts)
+    except OSError:
+        return False
+
+
+def load_new(directory: Path, *, reuse: BlocklistMaps | None = None) -> PinnedProgram:
+    """Load the program (sharing ``reuse``'s maps if given), pin it and its maps."""
+    obj = libbpf.BpfObject.open_file(str(object_path()))
+    try:
+        if reuse is not None:
+            for name in MAP_NAMES:
+                obj.reuse_map_fd(name, reuse.fds[name])
+        obj.load()
+        prog_fd = os.dup(obj.program_fd(PROGRAM_NAME))
+        fds = {name: os.dup(obj.map_fd(name)) for name in MAP_NAMES}
+    finally:
+        obj.close()
+    info = libbpf.prog_info(prog_fd)
+    (directory / "maps").mkdir(parents=True, exist_ok=True)
+    for name, fd in fds.items():
+        pin = directory / "maps" / name
+        if not pin.exists():
+            libbpf.obj_pin(fd, str(pin))
+    _repin(prog_fd, directory / "prog")
+    return PinnedProgram(directory, prog_fd, info.id, info.tag, BlocklistMaps(fds))
+
+
+def replace_program_pin(program: PinnedProgram, new_fd: int) -> None:
+    _repin(new_fd, program.directory / "prog")
+
+
+def _repin(fd: int, pin: Path) -> None:
+    tmp = pin.with_name(pin.name + "_new")  # bpffs refuses names with dots
+    if tmp.exists():
+        tmp.unlink()
+    libbpf.obj_pin(fd, str(tmp))
+    os.replace(tmp, pin)  # bpffs supports rename: the pin is never missing
+
+
+def open_pinned(directory: Path) -> PinnedProgram | None:
+    """Re-open a pinned program and its maps, or None if not (completely) pinned."""
+    if not (directory / "prog").exists():
+        return None
+    fds: dict[str, int] = {}
+    try:
+        prog_fd = libbpf.obj_get(str(directory / "prog"))
+        for name in MAP_NAMES:
+            fds[name] = libbpf.obj_get(str(directory / "maps" / name))
+    except (libbpf.LibbpfError, OSError):
+        for fd in fds.values():
+            os.close(fd)
+        return None
+    info = libbpf.prog_info(prog_fd)
+    return PinnedProgram(directory, prog_fd, info.id, info.tag, BlocklistMaps(fds))
+
+
+_EXPECTED_TAG: dict[str, str] = {}
+
+
+def expected_tag() -> str:
+    """The tag of the program this build would load (to detect an outdated pin)."""
+    path = str(object_path())
+    key = f"{path}:{os.stat(path).st_mtime_ns}"
+    if key not in _EXPECTED_TAG:
+        obj = libbpf.BpfObject.open_file(path)
+        try:
+            for name in MAP_NAMES:  # shrink the throwaway maps
+                if name.startswith(("sw_v4l2", "sw_v6", "sw_hits")):
+                    obj.set_map_max_entries(name, 1)
+            obj.load()
+            _EXPECTED_TAG[key] = libbpf.prog_info(obj.program_fd(PROGRAM_NAME)).tag
+        finally:
+            obj.close()
+    return _EXPECTED_TAG[key]

@@ -1,0 +1,221 @@
+"""The maps of one attached blocklist program, and the safe ways to change them.
+
+Two slots (a/b) of the lookup tables exist; ``sw_cfg.active`` says which one
+packets read. ``apply`` changes single entries of the *active* slot (one CIDR,
+no reload). ``replace`` fills the *inactive* slot completely, then flips
+``active`` with one 4-byte map write: packets see either the whole old set or
+the whole new one, never neither and never half. The old slot is emptied after
+the flip (freeing its memory), so the inactive slot is normally known empty.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from seawall.dataplane.xdp import libbpf
+from seawall.dataplane.xdp.reference import Outcome
+from seawall.dataplane.xdp.tables import (
+    HASH_KINDS,
+    V4_L1_WORDS,
+    V6_L16_ENTRIES,
+    Compiled,
+    MapKind,
+    Write,
+    array_keys,
+)
+
+SLOT_NAMES = ("a", "b")
+TABLE_MAPS = {kind: f"sw_{kind.value}" for kind in MapKind}
+KEY_SIZES = {MapKind.V4L1: 4, MapKind.V4L2: 4, MapKind.V6L16: 4, MapKind.V6MID: 8, MapKind.V6L64: 8,
+             MapKind.V6LONG: 20, MapKind.V6X: 16}
+VALUE_SIZES = {MapKind.V4L1: 8, MapKind.V4L2: 32, MapKind.V6L16: 4, MapKind.V6MID: 4, MapKind.V6L64: 4,
+               MapKind.V6LONG: 4, MapKind.V6X: 4}
+ARRAY_ENTRIES = {MapKind.V4L1: V4_L1_WORDS, MapKind.V6L16: V6_L16_ENTRIES}
+FAILSAFE_INDEX = {6: 0, 17: 1}  # TCP, UDP
+_PORT_BITMAP_BYTES = 8192
+MAP_NAMES = (
+    "sw_cfg", "sw_failsafe", "sw_stats", "sw_hits",
+    *(f"{base}_{slot}" for base in TABLE_MAPS.values() for slot in SLOT_NAMES),
+)
+DEFAULT_HIT_SHIFT = 4  # per-source hit counters sample 1 drop in 16 (see blocklist.bpf.c)
+_ZERO_KEY = struct.pack("<I", 0)
+_CFG = struct.Struct("<II")
+_COUNTER = struct.Struct("<QQ")
+_HIT_KEY_SIZE = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """Packets and bytes per outcome, summed over CPUs (and per CPU)."""
+
+    packets: dict[Outcome, int]
+    bytes: dict[Outcome, int]
+    per_cpu_packets: dict[Outcome, tuple[int, ...]]
+
+    @property
+    def dropped(self) -> int:
+        return self.packets[Outcome.DROP]
+
+    @property
+    def failsafe(self) -> int:
+        return self.packets[Outcome.FAILSAFE]
+
+    @property
+    def passed(self) -> int:
+        return sum(n for outcome, n in self.packets.items() if outcome not in (Outcome.DROP, Outcome.FAILSAFE))
+
+
+class BlocklistMaps:
+    """File descriptors of one program instance's maps (owned: closed by ``close``)."""
+
+    def __init__(self, fds: Mapping[str, int]) -> None:
+        missing = [name for name in MAP_NAMES if name not in fds]
+        if missing:
+            raise ValueError(f"missing maps: {', '.join(missing)}")
+        self.fds = dict(fds)
+
+    def close(self) -> None:
+        for fd in self.fds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.fds.clear()
+
+    def _table(self, kind: MapKind, slot: int) -> int:
+        return self.fds[f"{TABLE_MAPS[kind]}_{SLOT_NAMES[slot]}"]
+
+    # ------------------------------------------------------------ slots
+
+    def _config(self) -> tuple[int, int]:
+        raw = libbpf.map_lookup(self.fds["sw_cfg"], _ZERO_KEY, _CFG.size)
+        return _CFG.unpack(raw) if raw else (0, 0)
+
+    def active_slot(self) -> int:
+        return self._config()[0] & 1
+
+    def set_active(self, slot: int) -> None:
+        """One 8-byte array write: packets switch slots atomically."""
+        libbpf.map_update(self.fds["sw_cfg"], _ZERO_KEY, _CFG.pack(slot, self._config()[1]))
+
+    def hit_shift(self) -> int:
+        return self._config()[1]
+
+    def set_hit_shift(self, shift: int) -> None:
+        """Sample one drop in 2**shift into the per-source hit counters (0 = all)."""
+        if not 0 <= shift <= 15:
+            raise ValueError("hit_shift must be 0..15")
+        libbpf.map_update(self.fds["sw_cfg"], _ZERO_KEY, _CFG.pack(self.active_slot(), shift))
+
+    def apply(self, writes: Iterable[Write], *, slot: int | None = None) -> int:
+        """Apply incremental writes (in order) to ``slot`` (default: active)."""
+        target = self.active_slot() if slot is None else slot
+        count = 0
+        for write in writes:
+            fd = self._table(write.kind, target)
+            if write.value is None:
+                libbpf.map_delete(fd, write.key)
+            else:
+                libbpf.map_update(fd, write.key, write.value)
+            count += 1
+        return count
+
+    def clear_slot(self, slot: int, *, known_keys: Mapping[MapKind, bytes] | None = None) -> None:
+        """Empty a slot's tables. ``known_keys`` (packed keys per hash table)
+        avoids walking the maps when the caller knows what is there."""
+        for kind, count in ARRAY_ENTRIES.items():
+            libbpf.map_update_batch(self._table(kind, slot), array_keys(count), bytes(VALUE_SIZES[kind] * count), count)
+        for kind in HASH_KINDS:
+            fd = self._table(kind, slot)
+            size = KEY_SIZES[kind]
+            keys = known_keys.get(kind) if known_keys is not None else None
+            if keys is None:
+                keys = b"".join(libbpf.map_keys(fd, size))
+            if keys:
+                libbpf.map_delete_batch(fd, keys, len(keys) // size)
+
+    def load_slot(self, slot: int, compiled: Compiled) -> None:
+        """Write a compiled set into an (empty) slot."""
+        for kind, values in compiled.arrays.items():
+            count = ARRAY_ENTRIES[kind]
+            libbpf.map_update_batch(self._table(kind, slot), array_keys(count), values, count)
+        for kind, (keys, values, count) in compiled.hashes.items():
+            if count:
+                libbpf.map_update_batch(self._table(kind, slot), keys, values, count)
+
+    def replace(
+        self,
+        compiled: Compiled,
+        *,
+        inactive_known_empty: bool,
+        old_keys: Mapping[MapKind, bytes] | None = None,
+    ) -> None:
+        """Atomically (as packets see it) switch to ``compiled``, then empty the
+        old slot. ``old_keys``: the hash keys the active slot holds, if known."""
+        old = self.active_slot()
+        new = 1 - old
+        if not inactive_known_empty:
+            self.clear_slot(new)
+        self.load_slot(new, compiled)
+        self.set_active(new)
+        self.clear_slot(old, known_keys=old_keys)
+
+    # ------------------------------------------------------------ failsafe
+
+    def set_failsafe(self, ports: Iterable[tuple[int, int]]) -> None:
+        """Make the failsafe bitmaps hold exactly these (protocol, destination port) pairs."""
+        bitmaps = {index: bytearray(_PORT_BITMAP_BYTES) for index in FAILSAFE_INDEX.values()}
+        for proto, port in ports:
+            if proto in FAILSAFE_INDEX and 0 <= port <= 65535:
+                bitmaps[FAILSAFE_INDEX[proto]][port >> 3] |= 1 << (port & 7)
+        for index, bitmap in bitmaps.items():
+            libbpf.map_update(self.fds["sw_failsafe"], struct.pack("<I", index), bytes(bitmap))
+
+    def failsafe(self) -> set[tuple[int, int]]:
+        out = set()
+        for proto, index in FAILSAFE_INDEX.items():
+            raw = libbpf.map_lookup(self.fds["sw_failsafe"], struct.pack("<I", index), _PORT_BITMAP_BYTES) or b""
+            for byte_index, byte in enumerate(raw):
+                for bit in range(8):
+                    if byte >> bit & 1:
+                        out.add((proto, byte_index * 8 + bit))
+        return out
+
+    # ------------------------------------------------------------ counters
+
+    def counters(self) -> Counters:
+        fd = self.fds["sw_stats"]
+        packets: dict[Outcome, int] = {}
+        octets: dict[Outcome, int] = {}
+        per_cpu: dict[Outcome, tuple[int, ...]] = {}
+        for outcome in Outcome:
+            values = [_COUNTER.unpack(v[: _COUNTER.size]) for v in libbpf.map_lookup_percpu(fd, struct.pack("<I", outcome), _COUNTER.size)]
+            per_cpu[outcome] = tuple(v[0] for v in values)
+            packets[outcome] = sum(v[0] for v in values)
+            octets[outcome] = sum(v[1] for v in values)
+        return Counters(packets, octets, per_cpu)
+
+    def hits(self) -> dict[bytes, int]:
+        """Dropped packets per source address (16-byte keys, IPv4 mapped), summed over CPUs."""
+        fd = self.fds["sw_hits"]
+        out: dict[bytes, int] = {}
+        for key in list(libbpf.map_keys(fd, _HIT_KEY_SIZE)):
+            values = libbpf.map_lookup_percpu(fd, key, 8)
+            if values:
+                out[key] = sum(struct.unpack("<Q", v[:8])[0] for v in values)
+        return out
+
+    # ------------------------------------------------------------ drift
+
+    def read_slot(self, slot: int) -> dict[MapKind, dict[bytes, bytes]]:
+        """Every non-empty entry of a slot, for drift detection."""
+        out: dict[MapKind, dict[bytes, bytes]] = {}
+        for kind in MapKind:
+            entries = libbpf.map_dump(self._table(kind, slot), KEY_SIZES[kind], VALUE_SIZES[kind])
+            if kind.is_array:
+                entries = {k: v for k, v in entries.items() if v != bytes(VALUE_SIZES[kind])}
+            out[kind] = entries
+        return out

@@ -1,0 +1,464 @@
+"""Blocked CIDRs -> the contents of the XDP program's flat-cost maps.
+
+The BPF program (``bpf/blocklist.bpf.c``) looks a source address up in:
+
+* IPv4, DIR-24-8: ``v4l1`` = 2 bits per /24 packed 32 per u64 word
+  (0 nothing, 1 whole /24 blocked, 2 consult ``v4l2``); ``v4l2`` = /24 ->
+  256-bit bitmap of blocked addresses for prefixes /25../32.
+* IPv6, stride-8 trie with fixed levels: ``v6l16`` (array, 65,536 entries),
+  ``v6mid`` (/24../56, key = masked top 64 bits | level), ``v6l64``,
+  ``v6long`` (/72../120) and ``v6x`` (exact /128). Node flags: BLOCKED,
+  CHILDREN (a node one level down exists) and, on /64 nodes, EXACT (a /128
+  exists below). A prefix is expanded to the next level (at most 128 nodes)
+  and its ancestors get CHILDREN (or EXACT).
+
+``BlocklistTables`` is the user-space model of one interface's set. It can
+``compile`` the full contents (for a bulk load into the inactive slot) and
+compute the few map writes one ``add``/``remove`` needs (applied to the active
+slot, so a single CIDR changes without reloading anything). Writes come in an
+order that never exposes a state pointing at a missing entry.
+
+No syscalls here: the caller (``maps``) turns ``Write``s into map updates.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import ipaddress
+import socket
+import struct
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+V4_SLOTS = 1 << 24  # one per /24
+V4_L1_WORDS = V4_SLOTS // 32
+STATE_NONE, STATE_BLOCKED, STATE_L2 = 0, 1, 2
+V6_BLOCKED, V6_CHILDREN, V6_EXACT = 1, 2, 4
+V6_LEVELS = (16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120, 128)
+V6_L16_ENTRIES = 1 << 16
+
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+_L2_VALUE = struct.Struct("<4Q")
+_V6_LONG_KEY = struct.Struct("<I16s")
+
+
+class MapKind(enum.Enum):
+    V4L1 = "v4l1"
+    V4L2 = "v4l2"
+    V6L16 = "v6l16"
+    V6MID = "v6mid"
+    V6L64 = "v6l64"
+    V6LONG = "v6long"
+    V6X = "v6x"
+
+    @property
+    def is_array(self) -> bool:
+        return self in (MapKind.V4L1, MapKind.V6L16)
+
+
+HASH_KINDS = tuple(kind for kind in MapKind if not kind.is_array)
+_LEVEL_KIND = {
+    level: MapKind.V6L16 if level == 16 else MapKind.V6MID if level < 64 else MapKind.V6L64 if level == 64
+    else MapKind.V6X if level == 128 else MapKind.V6LONG
+    for level in V6_LEVELS
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One map element to set (``value``) or delete (``value`` None)."""
+
+    kind: MapKind
+    key: bytes
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """Full contents of one slot's maps: arrays as their values (keys 0..n-1),
+    hashes as packed keys and values with a count."""
+
+    arrays: dict[MapKind, bytes]
+    hashes: dict[MapKind, tuple[bytes, bytes, int]]
+
+
+class CidrParseError(ValueError):
+    pass
+
+
+def parse_cidr(text: str) -> tuple[int, int, int]:
+    """(family 4|6, network as int, prefix length); host bits are masked off.
+
+    ``socket.inet_pton`` parses in C, which keeps a million entries fast."""
+    address, _, prefix = text.partition("/")
+    try:
+        if ":" in address:
+            value, bits, family = int.from_bytes(socket.inet_pton(socket.AF_INET6, address), "big"), 128, 6
+        else:
+            value, bits, family = int.from_bytes(socket.inet_pton(socket.AF_INET, address), "big"), 32, 4
+        length = int(prefix) if prefix else bits
+    except (OSError, ValueError):
+        raise CidrParseError(f"invalid CIDR {text!r}") from None
+    if not 0 <= length <= bits:
+        raise CidrParseError(f"invalid prefix length in {text!r}")
+    mask = ((1 << bits) - 1) ^ ((1 << (bits - length)) - 1)
+    return family, value & mask, length
+
+
+def format_cidr(family: int, network: int, length: int) -> str:
+    if family == 4:
+        return f"{ipaddress.IPv4Address(network)}/{length}"
+    return f"{ipaddress.IPv6Address(network)}/{length}"
+
+
+class BlocklistTables:
+    """The blocked CIDRs of one interface and the map contents they imply."""
+
+    def __init__(self) -> None:
+        self._v4_by_len: list[set[int]] = [set() for _ in range(33)]  # length -> networks
+        self._v4_state = np.zeros(V4_SLOTS, dtype=np.uint8)  # what the maps hold, per /24
+        self._v4_l2: dict[int, bytes] = {}  # /24 -> 256-bit bitmap (32 bytes LE) the maps hold
+        self._v6_blocked: dict[tuple[int, int], int] = defaultdict(int)  # node -> expansions
+        self._v6_below: dict[int, dict[tuple[int, int], int]] = {  # flag -> node -> descendants
+            V6_CHILDREN: defaultdict(int), V6_EXACT: defaultdict(int),
+        }
+        self._cidrs: set[tuple[int, int, int]] = set()  # IPv6 only; IPv4 lives in _v4_by_len
+
+    # ------------------------------------------------------------ queries
+
+    def __len__(self) -> int:
+        return sum(map(len, self._v4_by_len)) + len(self._cidrs)
+
+    def __contains__(self, cidr: str) -> bool:
+        return self._has(parse_cidr(cidr))
+
+    def _has(self, parsed: tuple[int, int, int]) -> bool:
+        family, network, length = parsed
+        return network in self._v4_by_len[length] if family == 4 else parsed in self._cidrs
+
+    def cidrs(self) -> list[str]:
+        return sorted(format_cidr(*c) for c in self.parsed())
+
+    def parsed(self) -> set[tuple[int, int, int]]:
+        """Every CIDR as (family, network, length)."""
+        out = set(self._cidrs)
+        for length, networks in enumerate(self._v4_by_len):
+            out.update((4, network, length) for network in networks)
+        return out
+
+    def longest_match(self, family: int, address: int) -> str | None:
+        """The most specific blocked CIDR containing ``address`` (for hit attribution)."""
+        bits = 32 if family == 4 else 128
+        for length in range(bits, -1, -1):
+            network = address & (((1 << bits) - 1) ^ ((1 << (bits - length)) - 1))
+            if self._has((family, network, length)):
+                return format_cidr(family, network, length)
+        return None
+
+    def hash_keys(self) -> dict[MapKind, bytes]:
+        """Packed keys of the hash tables as the maps hold them (to empty a slot)."""
+        keys: dict[MapKind, list[bytes]] = {kind: [] for kind in HASH_KINDS}
+        keys[MapKind.V4L2] = [_U32.pack(slot) for slot in self._v4_l2]
+        for level, prefix in self._v6_nodes():
+            if level != 16:
+                keys[_LEVEL_KIND[level]].append(_v6_key(level, prefix))
+        return {kind: b"".join(k) for kind, k in keys.items()}
+
+    def family_counts(self) -> dict[str, int]:
+        return {"ipv4": sum(map(len, self._v4_by_len)), "ipv6": len(self._cidrs)}
+
+    # ------------------------------------------------------------ bulk
+
+    @classmethod
+    def from_cidrs(cls, cidrs: Iterable[str]) -> BlocklistTables:
+        tables = cls()
+        v4: list[str] = []
+        v6: list[str] = []
+        for cidr in cidrs:
+            (v6 if ":" in cidr else v4).append(cidr)
+        tables._load_v4(v4)
+        for cidr in v6:
+            family, network, length = parse_cidr(cidr)
+            if (family, network, length) not in tables._cidrs:
+                tables._cidrs.add((family, network, length))
+                tables._v6_add_counts(network, length, +1)
+        return tables
+
+    def _load_v4(self, cidrs: list[str]) -> None:
+        """Bulk IPv4 load, vectorised: a million CIDRs in about a second."""
+        if not cidrs:
+            return
+        try:
+            joined = "\n".join(cidrs)
+            if joined.count("/") == len(cidrs) and "\n" not in "".join(cidrs[:1]):
+                parts = joined.replace("/", "\n").split("\n")  # addr, len, addr, len, ...
+                addrs, lengths = parts[0::2], np.array(parts[1::2], dtype=np.int64)
+            else:
+                addrs, _, prefixes = map(list, zip(*(c.partition("/") for c in cidrs)))
+                lengths = np.array([int(p) if p else 32 for p in prefixes], dtype=np.int64)
+            packed = b"".join(map(functools.partial(socket.inet_pton, socket.AF_INET), addrs))
+        except (OSError, ValueError):
+            packed, lengths = b"", np.zeros(0, dtype=np.int64)
+        if len(packed) != 4 * len(cidrs) or lengths.min(initial=0) < 0 or lengths.max(initial=0) > 32:
+            for cidr in cidrs:  # slow path: name the bad entry
+                parse_cidr(cidr)
+            raise CidrParseError("invalid IPv4 CIDR in input")  # pragma: no cover - parse_cidr raised
+        addresses = np.frombuffer(packed, dtype=">u4").astype(np.int64)
+        masks = ((0xFFFFFFFF << (32 - lengths)) & 0xFFFFFFFF).astype(np.int64)
+        networks = addresses & masks
+        for length in np.unique(lengths).tolist():
+            self._v4_by_len[length].update(networks[lengths == length].tolist())
+        self._v4_rebuild()
+
+    def _v4_rebuild(self) -> None:
+        """Recompute every /24 state and bitmap with numpy (bulk path)."""
+        state = np.zeros(V4_SLOTS, dtype=np.uint8)
+        for length in range(25):
+            networks = self._v4_by_len[length]
+            if not networks:
+                continue
+            starts = np.fromiter(networks, dtype=np.int64, count=len(networks)) >> 8
+            span = 1 << (24 - length)
+            if span == 1:
+                state[starts] = STATE_BLOCKED
+            elif span <= 256:
+                state[(starts[:, None] + np.arange(span)).ravel()] = STATE_BLOCKED
+            else:
+                for start in starts.tolist():
+                    state[start : start + span] = STATE_BLOCKED
+        slots_parts, words_parts, bits_parts = [], [], []
+        for length in range(25, 33):
+            networks = self._v4_by_len[length]
+            if not networks:
+                continue
+            nets = np.fromiter(networks, dtype=np.int64, count=len(networks))
+            nets = nets[state[nets >> 8] != STATE_BLOCKED]
+            width = 1 << (32 - length)  # addresses covered, 1..128
+            for part in range(max(1, width // 64)):  # a /25 spans two 64-bit words
+                low = (nets & 0xFF) + part * 64
+                span = min(width, 64)
+                ones = np.uint64((1 << span) - 1) if span < 64 else np.uint64(0xFFFFFFFFFFFFFFFF)
+                slots_parts.append(nets >> 8)
+                words_parts.append(low >> 6)
+                bits_parts.append(ones << (low & 63).astype(np.uint64))
+        self._v4_l2 = {}
+        if slots_parts:
+            slots = np.concatenate(slots_parts)
+            unique, index = np.unique(slots, return_inverse=True)
+            table = np.zeros((len(unique), 4), dtype="<u8")
+            np.bitwise_or.at(table, (index, np.concatenate(words_parts)), np.concatenate(bits_parts))
+            state[unique] = STATE_L2
+            raw = table.tobytes()
+            self._v4_l2 = {slot: raw[32 * i : 32 * i + 32] for i, slot in enumerate(unique.tolist())}
+        self._v4_state = state
+
+    def compile(self) -> Compiled:
+        """Full contents of a slot, for a bulk load."""
+        words = _pack_words(self._v4_state.reshape(V4_L1_WORDS, 32))
+        l16 = np.zeros(V6_L16_ENTRIES, dtype="<u4")
+        hashes: dict[MapKind, tuple[list[bytes], list[bytes]]] = {kind: ([], []) for kind in HASH_KINDS}
+        hashes[MapKind.V4L2] = ([np.fromiter(self._v4_l2, dtype="<u4", count=len(self._v4_l2)).tobytes()], list(self._v4_l2.values()))
+        for (level, prefix), flags in self._v6_nodes().items():
+            if level == 16:
+                l16[prefix] = flags
+            else:
+                keys, values = hashes[_LEVEL_KIND[level]]
+                keys.append(_v6_key(level, prefix))
+                values.append(_U32.pack(flags))
+        return Compiled(
+            {MapKind.V4L1: words.astype("<u8").tobytes(), MapKind.V6L16: l16.tobytes()},
+            {kind: (b"".join(k), b"".join(v), len(v)) for kind, (k, v) in hashes.items()},
+        )
+
+    # ------------------------------------------------------------ incremental
+
+    def add(self, cidr: str) -> list[Write]:
+        """Add one CIDR; the writes that make the active maps reflect it."""
+        family, network, length = parse_cidr(cidr)
+        if self._has((family, network, length)):
+            return []
+        if family == 6:
+            self._cidrs.add((family, network, length))
+            before = self._v6_snapshot(network, length)
+            self._v6_add_counts(network, length, +1)
+            return self._v6_writes(before)
+        self._v4_by_len[length].add(network)
+        return self._v4_refresh(_v4_slots(network, length))
+
+    def remove(self, cidr: str) -> list[Write]:
+        """Remove one CIDR; the writes that make the active maps reflect it."""
+        family, network, length = parse_cidr(cidr)
+        if not self._has((family, network, length)):
+            return []
+        if family == 6:
+            self._cidrs.discard((family, network, length))
+            before = self._v6_snapshot(network, length)
+            self._v6_add_counts(network, length, -1)
+            return self._v6_writes(before)
+        self._v4_by_len[length].discard(network)
+        return self._v4_refresh(_v4_slots(network, length))
+
+    def _v4_refresh(self, slots: range) -> list[Write]:
+        """Recompute the given /24 slots; L2 writes before the L1 words that point
+        at them, L1 words before the L2 deletes they stop pointing at."""
+        short_lengths = [length for length in range(25) if self._v4_by_len[length]]
+        long_lengths = [length for length in range(25, 33) if self._v4_by_len[length]]
+        l2_sets: list[Write] = []
+        l2_deletes: list[Write] = []
+        changed_words: set[int] = set()
+        for slot in slots:
+            new_state, bits = self._v4_slot(slot, short_lengths, long_lengths)
+            old_bits = self._v4_l2.get(slot)
+            if bits != old_bits:
+                if bits is None:
+                    del self._v4_l2[slot]
+                    l2_deletes.append(Write(MapKind.V4L2, _U32.pack(slot), None))
+                else:
+                    self._v4_l2[slot] = bits
+                    l2_sets.append(Write(MapKind.V4L2, _U32.pack(slot), bits))
+            if self._v4_state[slot] != new_state:
+                self._v4_state[slot] = new_state
+                changed_words.add(slot >> 5)
+        words = [
+            Write(MapKind.V4L1, _U32.pack(w), _U64.pack(int(_pack_words(self._v4_state[w * 32 : w * 32 + 32].reshape(1, 32))[0])))
+            for w in sorted(changed_words)
+        ]
+        return l2_sets + words + l2_deletes
+
+    def _v4_slot(self, slot: int, short_lengths: list[int], long_lengths: list[int]) -> tuple[int, bytes | None]:
+        base = slot << 8
+        for length in short_lengths:
+            if (base & _mask32(length)) in self._v4_by_len[length]:
+                return STATE_BLOCKED, None
+        bits = 0
+        for length in long_lengths:
+            networks, width = self._v4_by_len[length], 1 << (32 - length)
+            for low in range(0, 256, width):
+                if base | low in networks:
+                    bits |= ((1 << width) - 1) << low
+        if bits:
+            return STATE_L2, bits.to_bytes(32, "little")
+        return STATE_NONE, None
+
+    # ------------------------------------------------------------ IPv6
+
+    def _v6_add_counts(self, network: int, length: int, delta: int) -> None:
+        for node, ancestors in _v6_paths(network, length):
+            self._bump(self._v6_blocked, node, delta)
+            for ancestor, flag in ancestors:
+                self._bump(self._v6_below[flag], ancestor, delta)
+
+    @staticmethod
+    def _bump(counts: dict[tuple[int, int], int], node: tuple[int, int], delta: int) -> None:
+        value = counts[node] + delta
+        if value:
+            counts[node] = value
+        else:
+            del counts[node]
+
+    def _v6_flags(self, node: tuple[int, int]) -> int:
+        flags = V6_BLOCKED if node in self._v6_blocked else 0
+        for flag, counts in self._v6_below.items():
+            if node in counts:
+                flags |= flag
+        return flags
+
+    def _v6_nodes(self) -> dict[tuple[int, int], int]:
+        nodes = {node: V6_BLOCKED for node in self._v6_blocked}
+        for flag, counts in self._v6_below.items():
+            for node in counts:
+                nodes[node] = nodes.get(node, 0) | flag
+        return nodes
+
+    def _v6_snapshot(self, network: int, length: int) -> dict[tuple[int, int], int]:
+        touched: set[tuple[int, int]] = set()
+        for node, ancestors in _v6_paths(network, length):
+            touched.add(node)
+            touched.update(ancestor for ancestor, _ in ancestors)
+        return {node: self._v6_flags(node) for node in touched}
+
+    def _v6_writes(self, before: dict[tuple[int, int], int]) -> list[Write]:
+        """Deepest nodes first when setting (a CHILDREN/EXACT flag never points
+        at a missing node), shallowest first when deleting."""
+        sets, deletes = [], []
+        for node, old in before.items():
+            new = self._v6_flags(node)
+            if new == old:
+                continue
+            level, prefix = node
+            kind, key = _LEVEL_KIND[level], _v6_key(level, prefix)
+            if new or level == 16:
+                sets.append((level, Write(kind, key, _U32.pack(new))))
+            else:
+                deletes.append((level, Write(kind, key, None)))
+        sets.sort(key=lambda item: -item[0])
+        deletes.sort(key=lambda item: item[0])
+        return [w for _, w in sets] + [w for _, w in deletes]
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _mask32(length: int) -> int:
+    return (0xFFFFFFFF << (32 - length)) & 0xFFFFFFFF
+
+
+def _v4_slots(network: int, length: int) -> range:
+    start = network >> 8
+    return range(start, start + (1 << (24 - length))) if length <= 24 else range(start, start + 1)
+
+
+def _pack_words(states: np.ndarray) -> np.ndarray:
+    """(n, 32) uint8 states (0..3) -> n little-endian uint64 words, slot i at bits 2i..2i+1."""
+    flat = states.reshape(-1)
+    packed = flat[0::4] | (flat[1::4] << 2) | (flat[2::4] << 4) | (flat[3::4] << 6)
+    return np.ascontiguousarray(packed).view("<u8")
+
+
+def _v6_paths(network: int, length: int) -> Iterator[tuple[tuple[int, int], list[tuple[tuple[int, int], int]]]]:
+    """For each node a prefix expands to: (node, [(ancestor node, flag it needs)]).
+
+    Nodes are (level in bits, prefix of that many bits). A /0 is two /1s."""
+    if length == 0:
+        yield from _v6_paths(0, 1)
+        yield from _v6_paths(1 << 127, 1)
+        return
+    level = next(level for level in V6_LEVELS if level >= length)
+    spare = level - length
+    base = network >> (128 - level)
+    for low in range(1 << spare):
+        prefix = base | low
+        ancestors = []
+        for above in V6_LEVELS:
+            if above >= level:
+                break
+            if level == 128 and above > 64:
+                break  # /128s are found from their /64 node (EXACT), not via /72../120
+            flag = V6_EXACT if (level == 128 and above == 64) else V6_CHILDREN
+            ancestors.append(((above, prefix >> (level - above)), flag))
+        yield (level, prefix), ancestors
+
+
+def _v6_key(level: int, prefix: int) -> bytes:
+    if level == 16:
+        return _U32.pack(prefix)
+    if level < 64:
+        return _U64.pack((prefix << (64 - level)) | level)
+    if level == 64:
+        return _U64.pack(prefix)
+    if level == 128:
+        return prefix.to_bytes(16, "big")
+    return _V6_LONG_KEY.pack(level // 8, (prefix << (128 - level)).to_bytes(16, "big"))
+
+
+def v4_l1_key(index: int) -> bytes:
+    return _U32.pack(index)
+
+
+def array_keys(count: int) -> bytes:
+    return np.arange(count, dtype="<u4").tobytes()

@@ -1,0 +1,1 @@
+"""Test and benchmark fixtures that need root and the real kernel (network namespaces, bpffs)."""

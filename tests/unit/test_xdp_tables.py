@@ -1,0 +1,192 @@
+"""The flat-cost tables agree with plain CIDR containment, in bulk and incrementally.
+
+A small Python copy of the BPF lookup reads the table contents (as the kernel
+would hold them after applying the writes) and is compared with ``ipaddress``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from seawall.dataplane.xdp.maps import KEY_SIZES, VALUE_SIZES
+from seawall.dataplane.xdp.tables import (
+    HASH_KINDS,
+    V6_BLOCKED,
+    V6_CHILDREN,
+    V6_EXACT,
+    V6_LEVELS,
+    BlocklistTables,
+    Compiled,
+    MapKind,
+    Write,
+)
+
+
+class FakeMaps:
+    """One slot's maps as dicts keyed like the kernel's, fed by Compiled or Writes,
+    with a Python copy of the BPF lookup."""
+
+    def __init__(self, compiled: Compiled | None = None) -> None:
+        self.arrays = {kind: {} for kind in MapKind if kind.is_array}
+        self.hashes: dict[MapKind, dict[bytes, bytes]] = {kind: {} for kind in HASH_KINDS}
+        if compiled:
+            for kind, values in compiled.arrays.items():
+                size = VALUE_SIZES[kind]
+                table = np.frombuffer(values, dtype=f"<u{size}")
+                for i in np.flatnonzero(table).tolist():
+                    self.arrays[kind][i] = values[size * i : size * i + size]
+            for kind, (keys, values, count) in compiled.hashes.items():
+                ks, vs = KEY_SIZES[kind], VALUE_SIZES[kind]
+                for i in range(count):
+                    self.hashes[kind][keys[ks * i : ks * i + ks]] = values[vs * i : vs * i + vs]
+
+    def apply(self, writes: list[Write]) -> None:
+        for w in writes:
+            if w.kind.is_array:
+                index = struct.unpack("<I", w.key)[0]
+                assert w.value is not None
+                if w.value == bytes(len(w.value)):
+                    self.arrays[w.kind].pop(index, None)
+                else:
+                    self.arrays[w.kind][index] = w.value
+            elif w.value is None:
+                del self.hashes[w.kind][w.key]  # KeyError = deleting what is not there
+            else:
+                self.hashes[w.kind][w.key] = w.value
+
+    def state(self) -> tuple:
+        return (self.arrays, self.hashes)
+
+    def _flags(self, kind: MapKind, key: bytes) -> int | None:
+        raw = self.hashes[kind].get(key)
+        return None if raw is None else struct.unpack("<I", raw)[0]
+
+    def blocked(self, address: str) -> bool:
+        addr = ipaddress.ip_address(address)
+        if addr.version == 4:
+            value = int(addr)
+            slot = value >> 8
+            word = self.arrays[MapKind.V4L1].get(slot >> 5, bytes(8))
+            state = (struct.unpack("<Q", word)[0] >> ((slot & 31) * 2)) & 3
+            if state == 1:
+                return True
+            if state == 2:
+                bits = int.from_bytes(self.hashes[MapKind.V4L2][struct.pack("<I", slot)], "little")  # KeyError = dangling
+                return bool((bits >> (value & 0xFF)) & 1)
+            return False
+        raw = addr.packed
+        top = int.from_bytes(raw[:8], "big")
+        l16 = self.arrays[MapKind.V6L16].get(top >> 48)
+        flags = struct.unpack("<I", l16)[0] if l16 else 0
+        if not flags:
+            return False
+        if flags & V6_BLOCKED:
+            return True
+        if not flags & V6_CHILDREN:
+            return False
+        for level in (24, 32, 40, 48, 56):
+            key = (top & ~((1 << (64 - level)) - 1) & (2**64 - 1)) | level
+            flags = self._flags(MapKind.V6MID, struct.pack("<Q", key))
+            if flags is None:
+                return False
+            if flags & V6_BLOCKED:
+                return True
+            if not flags & V6_CHILDREN:
+                return False
+        flags = self._flags(MapKind.V6L64, struct.pack("<Q", top))
+        if flags is None:
+            return False
+        if flags & V6_BLOCKED:
+            return True
+        if flags & V6_EXACT and raw in self.hashes[MapKind.V6X]:
+            return True
+        if not flags & V6_CHILDREN:
+            return False
+        for level in range(9, 16):
+            flags = self._flags(MapKind.V6LONG, struct.pack("<I16s", level, raw[:level] + bytes(16 - level)))
+            if flags is None:
+                return False
+            if flags & V6_BLOCKED:
+                return True
+            if not flags & V6_CHILDREN:
+                return False
+        return False
+
+
+def contained(cidrs: set[str], address: str) -> bool:
+    addr = ipaddress.ip_address(address)
+    return any(addr.version == n.version and addr in n for n in (ipaddress.ip_network(c, strict=False) for c in cidrs))
+
+
+def probes(cidrs: set[str]) -> list[str]:
+    """Both ends of each CIDR and the addresses just outside."""
+    out = ["0.0.0.0", "255.255.255.255", "::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"]
+    for cidr in cidrs:
+        net = ipaddress.ip_network(cidr, strict=False)
+        first, last = int(net.network_address), int(net.broadcast_address)
+        top = (1 << net.max_prefixlen) - 1
+        for value in (first, last, first - 1, last + 1):
+            if 0 <= value <= top:
+                out.append(str(ipaddress.ip_address(value) if net.version == 4 else ipaddress.IPv6Address(value)))
+    return out
+
+
+v4_cidr = st.builds(lambda a, p: f"{ipaddress.IPv4Address(a)}/{p}", st.integers(0, 2**32 - 1), st.integers(8, 32))
+v6_cidr = st.builds(lambda a, p: f"{ipaddress.IPv6Address(a)}/{p}", st.integers(0, 2**128 - 1),
+                    st.sampled_from(sorted({max(0, level - k) for level in V6_LEVELS for k in range(9)})))
+clustered_v6 = st.builds(lambda a, p: f"2001:db8:{a:x}::{a:x}/{p}", st.integers(0, 15), st.sampled_from([28, 32, 40, 48, 56, 60, 64, 72, 80, 96, 120, 124, 128]))
+clustered_v4 = st.builds(lambda a, p: f"10.1.{a >> 8}.{a & 255}/{p}", st.integers(0, 2047), st.integers(20, 32))
+cidr = st.one_of(v4_cidr, v6_cidr, clustered_v4, clustered_v6)
+
+
+def test_seed_set() -> None:
+    tables = BlocklistTables.from_cidrs(["1.2.3.4/32", "5.6.0.0/16"])
+    maps = FakeMaps(tables.compile())
+    assert maps.blocked("1.2.3.4") and not maps.blocked("1.2.3.5") and not maps.blocked("1.2.3.3")
+    assert maps.blocked("5.6.0.0") and maps.blocked("5.6.255.255") and not maps.blocked("5.7.0.0")
+
+
+def test_zero_length_prefixes_block_everything() -> None:
+    maps = FakeMaps(BlocklistTables.from_cidrs(["0.0.0.0/0", "::/0"]).compile())
+    assert maps.blocked("8.8.8.8") and maps.blocked("2001:db8::1") and maps.blocked("::")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sets(cidr, max_size=25))
+def test_bulk_compile_matches_containment(cidrs: set[str]) -> None:
+    maps = FakeMaps(BlocklistTables.from_cidrs(cidrs).compile())
+    for address in probes(cidrs):
+        assert maps.blocked(address) == contained(cidrs, address), address
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), cidr), max_size=30))
+def test_incremental_writes_match_containment_and_bulk(steps: list[tuple[bool, str]]) -> None:
+    tables = BlocklistTables()
+    maps = FakeMaps()
+    current: set[str] = set()
+    for add, item in steps:
+        if add:
+            maps.apply(tables.add(item))
+            current.add(item)
+        else:
+            victim = item if item in current or not current else sorted(current)[0]
+            maps.apply(tables.remove(victim))
+            current.discard(victim)
+        canonical = {str(ipaddress.ip_network(c, strict=False)) for c in current}
+        for address in probes(current)[:40]:
+            assert maps.blocked(address) == contained(canonical, address), (address, current)
+    bulk = FakeMaps(BlocklistTables.from_cidrs(current).compile())
+    assert bulk.state() == maps.state()
+
+
+def test_single_add_to_a_large_set_is_a_few_writes() -> None:
+    tables = BlocklistTables.from_cidrs(f"10.{i >> 8}.{i & 255}.0/24" for i in range(20000))
+    writes = tables.add("192.0.2.7/32")
+    assert [w.kind for w in writes] == [MapKind.V4L2, MapKind.V4L1]
+    assert len(tables.remove("192.0.2.7/32")) == 2
