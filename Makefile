@@ -8,16 +8,20 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-APT_PACKAGES := python3-venv
+# clang + libbpf-dev build the XDP program; libbpf1 loads it; iproute2 for netns tests.
+APT_PACKAGES := clang llvm libbpf-dev libbpf1 linux-libc-dev iproute2
 DEMO_DB ?= /tmp/seawall-demo/seawall.db
 
-.PHONY: demo test setup apt bench clean
+BPF_OBJ := src/seawall/dataplane/xdp/bpf/blocklist.bpf.o
+BPF_SRC := src/seawall/dataplane/xdp/bpf/blocklist.bpf.c
 
-setup: $(STAMP)
+.PHONY: demo test setup apt bench bench-xdp bench-apply clean
+
+setup: $(STAMP) $(BPF_OBJ)
 
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ] && ! $(PYTHON) -m venv --help >/dev/null 2>&1; then \
+	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
@@ -27,14 +31,23 @@ $(STAMP): pyproject.toml | apt
 	$(PY) -m pip install -q -e '.[test,bench]'
 	touch $(STAMP)
 
+$(BPF_OBJ): $(BPF_SRC) | apt
+	clang -O2 -g -Wall -Werror -target bpf -I/usr/include/$$(gcc -dumpmachine) -c $< -o $@
+
 demo: setup
 	bash examples/demo.sh $(DEMO_DB)
 
 test: setup
 	$(PY) -m pytest -q
 
-bench: setup
+bench: bench-apply bench-xdp
+
+bench-apply: setup
 	$(PY) bench/apply_million.py
+
+# Quick (< 2 min): writes bench/results/xdp.json and docs/benchmarks/xdp.*; add ARGS=--full for more rounds.
+bench-xdp: setup
+	$(PY) bench/xdp.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from seawall.dataplane.xdp import libbpf  # noqa: E402
 from seawall.dataplane.xdp.build import compile_object, object_path  # noqa: E402
-from seawall.dataplane.xdp.maps import MAP_NAMES, BlocklistMaps  # noqa: E402
+from seawall.dataplane.xdp.maps import DEFAULT_HIT_SHIFT, MAP_NAMES, BlocklistMaps  # noqa: E402
 from seawall.dataplane.xdp.tables import BlocklistTables  # noqa: E402
 from seawall.testing import frames as F  # noqa: E402
 
@@ -130,6 +130,7 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
         lpm = Loaded(compile_object(REPO / "bench/bpf/lpm.bpf.c", Path(tmp) / "lpm.o"), "lpm_drop")
         seawall = Loaded(object_path(), "seawall_xdp")
         maps = BlocklistMaps({name: libbpf.dup_fd(seawall.obj.map_fd(name)) for name in MAP_NAMES})
+        maps.set_hit_shift(DEFAULT_HIT_SHIFT)  # as the driver runs it
         rows: list[dict[str, object]] = []
         extra_rows: list[dict[str, object]] = []
         load_times: dict[str, float] = {}
@@ -178,7 +179,7 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
     return {
         "benchmark": "xdp",
         "mode": "full" if args.full else "quick",
-        "machine": f"{os.cpu_count()} cores, {platform.machine()}, Linux {platform.release()}",
+        "machine": f"{os.cpu_count()} cores, {platform.machine()}, Linux {platform.release()}, pinned to CPU {max(os.sched_getaffinity(0))}",
         "repeat": args.repeat, "rounds": args.rounds,
         "rows": rows,
         "extra_rows": extra_rows,
@@ -282,12 +283,24 @@ def plot(results: dict[str, object], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def pin_to_one_cpu() -> None:
+    """Run on the last CPU at the highest priority we may, as the flood lab did:
+    the kernel times BPF_PROG_TEST_RUN on the CPU it runs on."""
+    cpu = max(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpu})
+    try:
+        os.nice(-20)
+    except OSError:
+        pass
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="more rounds and repeats")
     args = parser.parse_args()
-    args.repeat = 1_000_000 if args.full else 200_000
-    args.rounds = 9 if args.full else 3
+    pin_to_one_cpu()
+    args.repeat = 1_000_000 if args.full else 300_000
+    args.rounds = 15 if args.full else 9
     results = measure(args)
     RESULTS.mkdir(parents=True, exist_ok=True)
     DOCS.mkdir(parents=True, exist_ok=True)

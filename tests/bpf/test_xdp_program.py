@@ -224,3 +224,20 @@ def test_generated_sets_and_packets_match_the_reference(program: Program, cidrs,
         builder = {("tcp", False): F.tcp4, ("udp", False): F.udp4, ("tcp", True): F.tcp6, ("udp", True): F.udp6}[(proto, ":" in src)]
         frame = builder(src, dport=dport, vlans=vlans)
         assert program.run(frame) is verdict(frame, blocklist), (src, proto, dport, tags)
+
+
+def test_sampled_hit_counts_are_unbiased_within_their_error_bound(program: Program) -> None:
+    program.set_blocklist(["203.0.113.0/24"])
+    program.maps.set_hit_shift(4)
+    try:
+        key = bytes(10) + b"\xff\xff" + bytes([203, 0, 113, 77])
+        before = program.maps.hits().get(key, 0)
+        drops = 4000
+        for _ in range(drops // 1000):  # repeat=1000 runs of the same frame per call
+            libbpf.prog_test_run(program.fd, F.udp4("203.0.113.77"), repeat=1000)
+        estimate = program.maps.hits().get(key, 0) - before
+        sigma = (drops * 15) ** 0.5  # sqrt(n * (2^shift - 1))
+        assert abs(estimate - drops) < 5 * sigma, estimate
+        assert estimate % 16 == 0
+    finally:
+        program.maps.set_hit_shift(0)

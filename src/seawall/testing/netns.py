@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from seawall.dataplane.xdp.loader import is_bpffs  # re-exported for tests
+
 NETNS_DIR = Path("/run/netns")
 IFNAMSIZ = 15  # usable characters in an interface name
 CLONE_NEWNET = 0x40000000
@@ -192,18 +194,6 @@ def in_netns(name: str) -> Iterator[None]:
             _setns(original, "original namespace")
     finally:
         os.close(original)
-
-
-def is_bpffs(path: str | os.PathLike[str]) -> bool:
-    """True if ``path`` is the root of a mounted bpffs (from /proc/self/mountinfo)."""
-    target = os.path.realpath(path)
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            fields = left.split()
-            if len(fields) > 4 and fields[4] == target and right.split()[:1] == ["bpf"]:
-                return True
-    return False
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ compiles it on demand, so tests and the agent always run the current program.
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 BPF_DIR = Path(__file__).resolve().parent / "bpf"
 SOURCE = BPF_DIR / "blocklist.bpf.c"
 OBJECT = BPF_DIR / "blocklist.bpf.o"
-CLANG_FLAGS = ["-O2", "-g", "-Wall", "-Werror", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu"]
+CLANG_FLAGS = ["-O2", "-g", "-Wall", "-Werror", "-target", "bpf", f"-I/usr/include/{platform.machine()}-linux-gnu"]
 
 
 class BpfBuildError(RuntimeError):

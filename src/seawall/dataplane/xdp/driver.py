@@ -30,6 +30,7 @@ from seawall.dataplane.xdp import libbpf
 from seawall.dataplane.xdp.features import kernel_version, xdp_features
 from seawall.dataplane.xdp.loader import (
     PinnedProgram,
+    ensure_bpffs,
     expected_tag,
     interface_dir,
     load_new,
@@ -117,6 +118,8 @@ class XdpDriver:
 
     def reconcile(self, desired: XdpDesiredState, *, verify: bool = False) -> dict[str, InterfaceReport]:
         reports: dict[str, InterfaceReport] = {}
+        if desired.interfaces:
+            ensure_bpffs(self.bpffs)
         for item in desired.interfaces:
             try:
                 reports[item.name] = self._reconcile_one(item, desired, verify=verify)

@@ -20,7 +20,6 @@ from seawall.dataplane.xdp.build import object_path
 from seawall.dataplane.xdp.maps import MAP_NAMES, BlocklistMaps
 
 PROGRAM_NAME = "seawall_xdp"
-BPFFS_MAGIC = 0xCAFE4A11
 
 
 @dataclass
@@ -56,19 +55,23 @@ def interface_dir(bpffs: Path, ifname: str) -> Path:
 def ensure_bpffs(path: Path) -> None:
     """Mount a bpffs at ``path`` if it is not one (``ip netns exec`` hides /sys/fs/bpf)."""
     path.mkdir(parents=True, exist_ok=True)
-    if _is_bpffs(path):
+    if is_bpffs(path):
         return
-    result = subprocess.run(["mount", "-t", "bpf", "bpf", str(path)], capture_output=True, text=True, check=False)
-    if result.returncode != 0 or not _is_bpffs(path):
+    result = subprocess.run(["mount", "-t", "bpf", "bpffs", str(path)], capture_output=True, text=True, check=False)
+    if result.returncode != 0 or not is_bpffs(path):
         raise OSError(f"cannot mount bpffs at {path}: {result.stderr.strip()}")
 
 
-def _is_bpffs(path: Path) -> bool:
-    try:
-        with open("/proc/self/mounts") as mounts:
-            return any(line.split()[1] == str(path) and line.split()[2] == "bpf" for line in mounts)
-    except OSError:
-        return False
+def is_bpffs(path: str | os.PathLike[str]) -> bool:
+    """True if ``path`` is the root of a mounted bpffs (from /proc/self/mountinfo)."""
+    target = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as mounts:
+        for line in mounts:
+            left, _, right = line.partition(" - ")
+            fields = left.split()
+            if len(fields) > 4 and fields[4] == target and right.split()[:1] == ["bpf"]:
+                return True
+    return False
 
 
 def load_new(directory: Path, *, reuse: BlocklistMaps | None = None) -> PinnedProgram:

@@ -54,6 +54,7 @@ class Counters:
     packets: dict[Outcome, int]
     bytes: dict[Outcome, int]
     per_cpu_packets: dict[Outcome, tuple[int, ...]]
+    per_cpu_bytes: dict[Outcome, tuple[int, ...]]
 
     @property
     def dropped(self) -> int:
@@ -191,12 +192,14 @@ class BlocklistMaps:
         packets: dict[Outcome, int] = {}
         octets: dict[Outcome, int] = {}
         per_cpu: dict[Outcome, tuple[int, ...]] = {}
+        per_cpu_bytes: dict[Outcome, tuple[int, ...]] = {}
         for outcome in Outcome:
             values = [_COUNTER.unpack(v[: _COUNTER.size]) for v in libbpf.map_lookup_percpu(fd, struct.pack("<I", outcome), _COUNTER.size)]
             per_cpu[outcome] = tuple(v[0] for v in values)
+            per_cpu_bytes[outcome] = tuple(v[1] for v in values)
             packets[outcome] = sum(v[0] for v in values)
             octets[outcome] = sum(v[1] for v in values)
-        return Counters(packets, octets, per_cpu)
+        return Counters(packets, octets, per_cpu, per_cpu_bytes)
 
     def hits(self) -> dict[bytes, int]:
         """Dropped packets per source address (16-byte keys, IPv4 mapped), summed over CPUs."""

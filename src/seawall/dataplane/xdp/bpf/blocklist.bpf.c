@@ -27,9 +27,9 @@
  *     sw_v6long_*. Node flags: BLOCKED, CHILDREN (a node exists one level
  *     down) and, at /64, EXACT (a /128 exists below). A prefix is expanded to
  *     the next level (at most 128 nodes). A lookup stops at the first BLOCKED
- *     node or node without children, so its cost depends on the length of
- *     the matching prefix (/32: one array access + two hash lookups), never
- *     on how many entries the set holds.
+ *     node or node without children; the /64 node is looked at first (most
+ *     IPv6 blocklist entries are /64s and /128s). The cost depends on the
+ *     length of the matching prefix, never on how many entries the set holds.
  *
  * Counters: sw_stats (per CPU, packets and bytes per outcome, exact) and
  * sw_hits (per CPU LRU: dropped packets per source address, user space
@@ -267,6 +267,16 @@ static __always_inline int v6_lookup(void *l16, void *mid, void *l64, void *exac
 	step = v6_step(bpf_map_lookup_elem(l16, &index));
 	if (step >= 0)
 		return step;
+	/* Blocklists are mostly /64s and /128s: look at the /64 node first, so
+	 * those hits cost two lookups instead of a walk through /24../56. */
+	key = top;
+	flags = bpf_map_lookup_elem(l64, &key);
+	if (flags) {
+		if (*flags & V6_BLOCKED)
+			return 1;
+		if ((*flags & V6_EXACT) && bpf_map_lookup_elem(exact, saddr))
+			return 1;
+	}
 #pragma unroll
 	for (int level = 24; level <= 56; level += 8) {
 		key = (top & ~((1ULL << (64 - level)) - 1)) | level;
@@ -274,15 +284,8 @@ static __always_inline int v6_lookup(void *l16, void *mid, void *l64, void *exac
 		if (step >= 0)
 			return step;
 	}
-	key = top;
-	flags = bpf_map_lookup_elem(l64, &key);
-	if (!flags)
-		return 0;
-	if (*flags & V6_BLOCKED)
-		return 1;
-	if ((*flags & V6_EXACT) && bpf_map_lookup_elem(exact, saddr))
-		return 1;
-	if (!(*flags & V6_CHILDREN))
+	/* The /64 node was checked above; only its CHILDREN (/72../120) remain. */
+	if (!flags || !(*flags & V6_CHILDREN))
 		return 0;
 	__builtin_memcpy(long_key.addr, saddr, 8);
 #pragma unroll
