@@ -26,6 +26,7 @@ from seawall.dataplane.xdp.driver import InterfaceBlocklist, XdpDesiredState, Xd
 from seawall.dataplane.xdp.loader import interface_dir
 from seawall.dataplane.xdp.maps import MAP_NAMES
 from seawall.dataplane.xdp.reference import Outcome
+from seawall.dataplane.xdp.tables import MapKind
 from seawall.testing.netns import bpffs, bridge, in_netns, ip, netns, run_in, unique_name, veth_pair
 from seawall.testing.traffic import send_udp, start_udp_sender, udp_receiver
 from tests.kernel.conftest import compile_bpf
@@ -281,3 +282,23 @@ def test_cleanup_removes_everything(lab: Lab) -> None:
     assert lab.attached_prog_id() == 0
     assert not (lab.fs / "seawall").exists()
     assert lab.traffic(10)[BLOCKED] == 10
+
+
+def test_maps_are_sized_to_the_set_and_grow_without_a_gap(lab: Lab) -> None:
+    driver = lab.driver()
+    lab.reconcile(driver, {f"{BLOCKED}/32"})
+    with lab.in_victim():
+        small = driver._interfaces[lab.iface].program.maps.capacities()  # noqa: SLF001
+    assert max(small.values()) == 1 << 14  # a one-entry set gets small maps
+    big = {f"13.{i >> 8}.{i & 255}.1/32" for i in range(40_000)} | {f"{BLOCKED}/32"}  # 40,000 /24s
+    with udp_receiver(lab.victim, VICTIM, PORT) as rx, start_udp_sender(lab.attacker, [BLOCKED], VICTIM, PORT, 3000, rate=3000):
+        time.sleep(0.2)
+        report = lab.reconcile(driver, big)
+        time.sleep(0.9)
+        counts = rx.stop()
+    assert report.mode == "xdp-native" and "maps grown for a larger set" in report.repaired
+    assert counts.get(BLOCKED, 0) == 0
+    with lab.in_victim():
+        grown = driver._interfaces[lab.iface].program.maps.capacities()  # noqa: SLF001
+    assert grown[MapKind.V4L2] >= 40_000
+    assert sorted(p.name for p in (lab.fs / "seawall" / "xdp").iterdir()) == [lab.iface]

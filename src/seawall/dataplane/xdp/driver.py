@@ -16,6 +16,7 @@ desired are detached (only if our program is the one attached) and unpinned.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import os
@@ -30,6 +31,7 @@ from seawall.dataplane.xdp import libbpf
 from seawall.dataplane.xdp.features import kernel_version, xdp_features
 from seawall.dataplane.xdp.loader import (
     PinnedProgram,
+    capacity_for,
     ensure_bpffs,
     expected_tag,
     interface_dir,
@@ -168,15 +170,25 @@ class XdpDriver:
         if state is None:
             tables = BlocklistTables.from_cidrs(item.cidrs)
             if pinned is None:
-                pinned = load_new(interface_dir(self.bpffs, item.name))
+                pinned = load_new(interface_dir(self.bpffs, item.name), capacities=_capacities(tables))
                 pinned.maps.replace(tables.compile(), inactive_known_empty=True, old_keys=BlocklistTables().hash_keys())
+            elif _too_small(pinned, tables):
+                pinned = self._grow(pinned, ifindex, attached[0] if ours else None, tables, item)
+                repaired.append("maps grown for a larger set")
             else:
-                adopted = ours
                 pinned.maps.replace(tables.compile(), inactive_known_empty=False)
+            adopted = ours
             pinned.maps.set_failsafe(item.failsafe)
         else:
             tables = state.tables
-            self._sync(pinned, tables, item.cidrs)
+            try:
+                self._sync(pinned, tables, item.cidrs)
+            except libbpf.LibbpfError as exc:
+                if exc.errno != errno.E2BIG:
+                    raise
+                tables = BlocklistTables.from_cidrs(item.cidrs)
+                pinned = self._grow(pinned, ifindex, attached[0] if ours else None, tables, item)
+                repaired.append("maps grown for a larger set")
             if verify:
                 repaired += self._verify(pinned, tables)
             if pinned.maps.failsafe() != set(item.failsafe):
@@ -221,6 +233,29 @@ class XdpDriver:
             program.maps.apply(tables.add(format_cidr(*cidr)))
         for cidr in sorted(removed):
             program.maps.apply(tables.remove(format_cidr(*cidr)))
+
+    def _grow(self, old: PinnedProgram, ifindex: int, mode: str | None, tables: BlocklistTables,
+              item: InterfaceBlocklist) -> PinnedProgram:
+        """Replace the program by one with larger maps, filled before it takes
+        over (XDP_FLAGS_REPLACE: no moment without a program), then move its
+        pins into place."""
+        directory = old.directory
+        staging = directory.parent / (directory.name + "_grow")
+        shutil.rmtree(staging, ignore_errors=True)
+        fresh = load_new(staging, capacities=_capacities(tables))
+        fresh.maps.replace(tables.compile(), inactive_known_empty=True, old_keys=BlocklistTables().hash_keys())
+        fresh.maps.set_failsafe(item.failsafe)
+        fresh.maps.set_hit_shift(self.hit_shift)
+        if mode is not None:
+            libbpf.xdp_attach(ifindex, fresh.prog_fd, MODE_FLAGS[XdpMode(mode)] | libbpf.XDP_FLAGS_REPLACE, old_prog_fd=old.prog_fd)
+        retired = directory.parent / (directory.name + "_retired")
+        shutil.rmtree(retired, ignore_errors=True)
+        os.rename(directory, retired)
+        os.rename(staging, directory)
+        shutil.rmtree(retired, ignore_errors=True)
+        old.close()
+        fresh.directory = directory
+        return fresh
 
     def _verify(self, program: PinnedProgram, tables: BlocklistTables) -> list[str]:
         """Compare the active slot with what it must hold; rewrite it if edited."""
@@ -326,10 +361,19 @@ class XdpDriver:
         directory = seawall_root(self.bpffs) / "xdp"
         if not directory.is_dir():
             return set()
-        return {p.name for p in directory.iterdir() if p.is_dir() and not p.name.endswith("_upgrade")}
+        return {p.name for p in directory.iterdir() if p.is_dir() and not p.name.endswith(("_upgrade", "_grow", "_retired"))}
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _capacities(tables: BlocklistTables) -> dict[MapKind, int]:
+    return {kind: capacity_for(n) for kind, n in tables.hash_counts().items()}
+
+
+def _too_small(program: PinnedProgram, tables: BlocklistTables) -> bool:
+    have = program.maps.capacities()
+    return any(n > have[kind] for kind, n in tables.hash_counts().items())
 
 
 def _ifindex(name: str) -> int | None:

@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from seawall.dataplane.xdp import libbpf
 from seawall.dataplane.xdp.build import object_path
-from seawall.dataplane.xdp.maps import MAP_NAMES, BlocklistMaps
+from seawall.dataplane.xdp.maps import MAP_NAMES, SLOT_NAMES, TABLE_MAPS, BlocklistMaps
+from seawall.dataplane.xdp.tables import MapKind
 
 PROGRAM_NAME = "seawall_xdp"
 
@@ -74,10 +76,29 @@ def is_bpffs(path: str | os.PathLike[str]) -> bool:
     return False
 
 
-def load_new(directory: Path, *, reuse: BlocklistMaps | None = None) -> PinnedProgram:
-    """Load the program (sharing ``reuse``'s maps if given), pin it and its maps."""
+MIN_CAPACITY = 1 << 14
+
+
+def capacity_for(entries: int) -> int:
+    """Hash map size for ``entries``: twice the need (room to grow without a
+    reload), a power of two, at least MIN_CAPACITY. Hash maps allocate their
+    bucket array up front, so sizing them to the set keeps kernel memory small."""
+    return max(MIN_CAPACITY, 1 << max(0, (2 * entries - 1).bit_length()))
+
+
+def load_new(
+    directory: Path,
+    *,
+    reuse: BlocklistMaps | None = None,
+    capacities: Mapping[MapKind, int] | None = None,
+) -> PinnedProgram:
+    """Load the program (sharing ``reuse``'s maps if given, else with hash maps
+    sized by ``capacities``), pin it and its maps."""
     obj = libbpf.BpfObject.open_file(str(object_path()))
     try:
+        for kind, size in (capacities or {}).items():
+            for slot in SLOT_NAMES:
+                obj.set_map_max_entries(f"{TABLE_MAPS[kind]}_{slot}", size)
         if reuse is not None:
             for name in MAP_NAMES:
                 obj.reuse_map_fd(name, reuse.fds[name])
@@ -135,8 +156,8 @@ def expected_tag() -> str:
     if key not in _EXPECTED_TAG:
         obj = libbpf.BpfObject.open_file(path)
         try:
-            for name in MAP_NAMES:  # shrink the throwaway maps
-                if name.startswith(("sw_v4l2", "sw_v6", "sw_hits")):
+            for name in MAP_NAMES:  # shrink the throwaway hash maps
+                if obj.map_type(name) in (libbpf.BPF_MAP_TYPE_HASH, libbpf.BPF_MAP_TYPE_LRU_PERCPU_HASH):
                     obj.set_map_max_entries(name, 1)
             obj.load()
             _EXPECTED_TAG[key] = libbpf.prog_info(obj.program_fd(PROGRAM_NAME)).tag

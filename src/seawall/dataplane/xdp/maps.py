@@ -86,6 +86,10 @@ class BlocklistMaps:
                 pass
         self.fds.clear()
 
+    def capacities(self) -> dict[MapKind, int]:
+        """max_entries of each hash table (both slots are sized alike)."""
+        return {kind: libbpf.map_info(self._table(kind, 0)).max_entries for kind in HASH_KINDS}
+
     def _table(self, kind: MapKind, slot: int) -> int:
         return self.fds[f"{TABLE_MAPS[kind]}_{SLOT_NAMES[slot]}"]
 

@@ -169,6 +169,15 @@ class BlocklistTables:
                 keys[_LEVEL_KIND[level]].append(_v6_key(level, prefix))
         return {kind: b"".join(k) for kind, k in keys.items()}
 
+    def hash_counts(self) -> dict[MapKind, int]:
+        """Entries each hash table needs (to size the maps)."""
+        counts = {kind: 0 for kind in HASH_KINDS}
+        counts[MapKind.V4L2] = len(self._v4_l2)
+        for level, _ in self._v6_nodes():
+            if level != 16:
+                counts[_LEVEL_KIND[level]] += 1
+        return counts
+
     def family_counts(self) -> dict[str, int]:
         return {"ipv4": sum(map(len, self._v4_by_len)), "ipv6": len(self._cidrs)}
 
