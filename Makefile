@@ -31,8 +31,8 @@ $(STAMP): pyproject.toml | apt
 	$(PY) -m pip install -q -e '.[test,bench]'
 	touch $(STAMP)
 
-$(BPF_OBJ): $(BPF_SRC) | apt
-	clang -O2 -g -Wall -Werror -target bpf -I/usr/include/$$(gcc -dumpmachine) -c $< -o $@
+$(BPF_OBJ): $(BPF_SRC) $(wildcard src/seawall/dataplane/xdp/bpf/*.h) | apt
+	clang -O2 -g -Wall -Werror -target bpf -I/usr/include/$$(gcc -dumpmachine) -Isrc/seawall/dataplane/xdp/bpf -c $< -o $@
 
 demo: setup
 	bash examples/demo.sh $(DEMO_DB)

@@ -11,10 +11,7 @@
 #include <linux/ipv6.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
-
-#ifndef ETH_P_8021AD
-#define ETH_P_8021AD 0x88A8
-#endif
+#include "ethernet.h"
 
 struct lpm_v4 {
 	__u32 prefixlen;
@@ -24,11 +21,6 @@ struct lpm_v4 {
 struct lpm_v6 {
 	__u32 prefixlen;
 	__u8 addr[16];
-};
-
-struct vlanhdr {
-	__be16 tci;
-	__be16 proto;
 };
 
 struct {
@@ -52,25 +44,11 @@ int lpm_drop(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
-	void *cursor;
-	__be16 proto;
+	void *cursor = data;
+	__be16 proto = 0;
 
-	if ((void *)(eth + 1) > end)
+	if (parse_ethernet(data, end, &proto, &cursor) < 0)
 		return XDP_PASS;
-	proto = eth->h_proto;
-	cursor = eth + 1;
-#pragma unroll
-	for (int i = 0; i < 2; i++) {
-		if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) {
-			struct vlanhdr *vlan = cursor;
-
-			if ((void *)(vlan + 1) > end)
-				return XDP_PASS;
-			proto = vlan->proto;
-			cursor = vlan + 1;
-		}
-	}
 	if (proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = cursor;
 		struct lpm_v4 key = { .prefixlen = 32 };

@@ -117,6 +117,7 @@ def crafted_frames(sources: list[str]) -> list[tuple[str, bytes]]:
             cases.append((f"{src} icmp", F.ethernet(F.ETH_P_IP, F.ipv4(src, dst, F.ICMP, F.l4(F.ICMP)))))
             cases.append((f"{src} three tags", F.udp4(src, vlans=((F.ETH_P_8021AD, 1), (F.ETH_P_8021Q, 2), (F.ETH_P_8021Q, 3)))))
     cases.append(("arp", F.ethernet(F.ETH_P_ARP, b"\x00" * 28)))
+    cases.append(("ethertype 0", F.ethernet(0, b"\x00" * 46)))
     good = F.ipv4("1.2.3.4", "10.0.0.1", F.UDP, F.l4(F.UDP))
     cases.append(("ihl 4", F.ethernet(F.ETH_P_IP, bytes([0x44]) + good[1:])))
     cases.append(("version 6 in an IPv4 ethertype", F.ethernet(F.ETH_P_IP, bytes([0x65]) + good[1:])))

@@ -16,7 +16,7 @@ from pathlib import Path
 BPF_DIR = Path(__file__).resolve().parent / "bpf"
 SOURCE = BPF_DIR / "blocklist.bpf.c"
 OBJECT = BPF_DIR / "blocklist.bpf.o"
-CLANG_FLAGS = ["-O2", "-g", "-Wall", "-Werror", "-target", "bpf", f"-I/usr/include/{platform.machine()}-linux-gnu"]
+CLANG_FLAGS = ["-O2", "-g", "-Wall", "-Werror", "-target", "bpf", f"-I/usr/include/{platform.machine()}-linux-gnu", f"-I{BPF_DIR}"]
 
 
 class BpfBuildError(RuntimeError):
@@ -25,7 +25,8 @@ class BpfBuildError(RuntimeError):
 
 def object_path() -> Path:
     """The up-to-date compiled program, building it if needed."""
-    if OBJECT.exists() and (not SOURCE.exists() or OBJECT.stat().st_mtime >= SOURCE.stat().st_mtime):
+    sources = [SOURCE, *BPF_DIR.glob("*.h")]
+    if OBJECT.exists() and all(OBJECT.stat().st_mtime >= s.stat().st_mtime for s in sources if s.exists()):
         return OBJECT
     return compile_object(SOURCE, OBJECT)
 

@@ -44,6 +44,7 @@
 #include <linux/ipv6.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include "ethernet.h"
 
 #define OUT_DROP 0
 #define OUT_FAILSAFE 1
@@ -67,10 +68,6 @@
 #define HIT_ENTRIES 16384
 
 #define IPV6_MAX_EXT_HEADERS 6
-
-#ifndef ETH_P_8021AD
-#define ETH_P_8021AD 0x88A8
-#endif
 
 struct config {
 	__u32 active; /* 0 = slot a, 1 = slot b */
@@ -101,11 +98,6 @@ struct counter {
 
 struct hit_key {
 	__u8 addr[16]; /* IPv4 as ::ffff:a.b.c.d */
-};
-
-struct vlanhdr {
-	__be16 tci;
-	__be16 proto;
 };
 
 struct {
@@ -419,31 +411,15 @@ int seawall_xdp(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
-	void *cursor;
-	__be16 proto;
+	void *l3 = data;
+	__be16 proto = 0;
 
-	if ((void *)(eth + 1) > end)
+	if (parse_ethernet(data, end, &proto, &l3) < 0)
 		return account(ctx, OUT_MALFORMED, XDP_PASS);
-	proto = eth->h_proto;
-	cursor = eth + 1;
-
-#pragma unroll
-	for (int i = 0; i < 2; i++) {
-		if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) {
-			struct vlanhdr *vlan = cursor;
-
-			if ((void *)(vlan + 1) > end)
-				return account(ctx, OUT_MALFORMED, XDP_PASS);
-			proto = vlan->proto;
-			cursor = vlan + 1;
-		}
-	}
-
 	if (proto == bpf_htons(ETH_P_IP))
-		return handle_ipv4(ctx, cursor, end);
+		return handle_ipv4(ctx, l3, end);
 	if (proto == bpf_htons(ETH_P_IPV6))
-		return handle_ipv6(ctx, cursor, end);
+		return handle_ipv6(ctx, l3, end);
 	return account(ctx, OUT_NOT_IP, XDP_PASS);
 }
 
