@@ -191,10 +191,8 @@ class XdpDriver:
                 repaired.append("maps grown for a larger set")
             if verify:
                 repaired += self._verify(pinned, tables)
-            if pinned.maps.failsafe() != set(item.failsafe):
-                pinned.maps.set_failsafe(item.failsafe)
-                if verify:
-                    repaired.append("failsafe ports rewritten")
+            if pinned.maps.set_failsafe(item.failsafe) and verify:
+                repaired.append("failsafe ports rewritten")
         if pinned.maps.hit_shift() != self.hit_shift:
             pinned.maps.set_hit_shift(self.hit_shift)
         current_mode = XdpMode(attached[0]) if ours else None

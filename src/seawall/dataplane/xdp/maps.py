@@ -170,6 +170,130 @@ class BlocklistMaps:
 
     # ------------------------------------------------------------ failsafe
 
+    def set_failsafe(self, ports: Iterable[tuple[int, int]]) -> bool:
+        """Make the failsafe bitmaps hold exactly these (protocol, destination
+        port) pairs; returns whether anything had to change."""
+        bitmaps = {index: bytearray(_PORT_BITMAP_BYTES) for index in FAILSAFE_INDEX.values()}
+        for proto, port in ports:
+            if proto in FAILSAFE_INDEX and 0 <= port <= 65535:
+                bitmaps[FAILSAFE_INDEX[proto]][port >> 3] |= 1 << (port & 7)
+        changed = False
+        for index, bitmap in bitmaps.items():
+            key = struct.pack("<I", index)
+            if libbpf.map_lookup(self.fds["sw_failsafe"], key, _PORT_BITMAP_BYTES) != bytes(bitmap):
+                libbpf.map_update(self.fds["sw_failsafe"], key, bytes(bitmap))
+                changed = True
+        return changed
+
+    def failsafe(self) -> int:
+        return self.packets[Outcome.FAILSAFE]
+
+    @property
+    def passed(self) -> int:
+        return sum(n for outcome, n in self.packets.items() if outcome not in (Outcome.DROP, Outcome.FAILSAFE))
+
+
+class BlocklistMaps:
+    """File descriptors of one program instance's maps (owned: closed by ``close``)."""
+
+    def __init__(self, fds: Mapping[str, int]) -> None:
+        missing = [name for name in MAP_NAMES if name not in fds]
+        if missing:
+            raise ValueError(f"missing maps: {', '.join(missing)}")
+        self.fds = dict(fds)
+
+    def close(self) -> None:
+        for fd in self.fds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.fds.clear()
+
+    def capacities(self) -> dict[MapKind, int]:
+        """max_entries of each hash table (both slots are sized alike)."""
+        return {kind: libbpf.map_info(self._table(kind, 0)).max_entries for kind in HASH_KINDS}
+
+    def _table(self, kind: MapKind, slot: int) -> int:
+        return self.fds[f"{TABLE_MAPS[kind]}_{SLOT_NAMES[slot]}"]
+
+    # ------------------------------------------------------------ slots
+
+    def _config(self) -> tuple[int, int]:
+        raw = libbpf.map_lookup(self.fds["sw_cfg"], _ZERO_KEY, _CFG.size)
+        return _CFG.unpack(raw) if raw else (0, 0)
+
+    def active_slot(self) -> int:
+        return self._config()[0] & 1
+
+    def set_active(self, slot: int) -> None:
+        """One 8-byte array write: packets switch slots atomically."""
+        libbpf.map_update(self.fds["sw_cfg"], _ZERO_KEY, _CFG.pack(slot, self._config()[1]))
+
+    def hit_shift(self) -> int:
+        return self._config()[1]
+
+    def set_hit_shift(self, shift: int) -> None:
+        """Sample one drop in 2**shift into the per-source hit counters (0 = all)."""
+        if not 0 <= shift <= 15:
+            raise ValueError("hit_shift must be 0..15")
+        libbpf.map_update(self.fds["sw_cfg"], _ZERO_KEY, _CFG.pack(self.active_slot(), shift))
+
+    def apply(self, writes: Iterable[Write], *, slot: int | None = None) -> int:
+        """Apply incremental writes (in order) to ``slot`` (default: active)."""
+        target = self.active_slot() if slot is None else slot
+        count = 0
+        for write in writes:
+            fd = self._table(write.kind, target)
+            if write.value is None:
+                libbpf.map_delete(fd, write.key)
+            else:
+                libbpf.map_update(fd, write.key, write.value)
+            count += 1
+        return count
+
+    def clear_slot(self, slot: int, *, known_keys: Mapping[MapKind, bytes] | None = None) -> None:
+        """Empty a slot's tables. ``known_keys`` (packed keys per hash table)
+        avoids walking the maps when the caller knows what is there."""
+        for kind, count in ARRAY_ENTRIES.items():
+            libbpf.map_update_batch(self._table(kind, slot), array_keys(count), bytes(VALUE_SIZES[kind] * count), count)
+        for kind in HASH_KINDS:
+            fd = self._table(kind, slot)
+            size = KEY_SIZES[kind]
+            keys = known_keys.get(kind) if known_keys is not None else None
+            if keys is None:
+                keys = b"".join(libbpf.map_keys(fd, size))
+            if keys:
+                libbpf.map_delete_batch(fd, keys, len(keys) // size)
+
+    def load_slot(self, slot: int, compiled: Compiled) -> None:
+        """Write a compiled set into an (empty) slot."""
+        for kind, values in compiled.arrays.items():
+            count = ARRAY_ENTRIES[kind]
+            libbpf.map_update_batch(self._table(kind, slot), array_keys(count), values, count)
+        for kind, (keys, values, count) in compiled.hashes.items():
+            if count:
+                libbpf.map_update_batch(self._table(kind, slot), keys, values, count)
+
+    def replace(
+        self,
+        compiled: Compiled,
+        *,
+        inactive_known_empty: bool,
+        old_keys: Mapping[MapKind, bytes] | None = None,
+    ) -> None:
+        """Atomically (as packets see it) switch to ``compiled``, then empty the
+        old slot. ``old_keys``: the hash keys the active slot holds, if known."""
+        old = self.active_slot()
+        new = 1 - old
+        if not inactive_known_empty:
+            self.clear_slot(new)
+        self.load_slot(new, compiled)
+        self.set_active(new)
+        self.clear_slot(old, known_keys=old_keys)
+
+    # ------------------------------------------------------------ failsafe
+
     def set_failsafe(self, ports: Iterable[tuple[int, int]]) -> None:
         """Make the failsafe bitmaps hold exactly these (protocol, destination port) pairs."""
         bitmaps = {index: bytearray(_PORT_BITMAP_BYTES) for index in FAILSAFE_INDEX.values()}
