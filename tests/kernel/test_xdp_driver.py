@@ -211,6 +211,11 @@ def test_drift_is_repaired_detached_program_and_edited_map(lab: Lab) -> None:
         report = driver.reconcile(lab.desired({f"{BLOCKED}/32"}), verify=True)[lab.iface]
     assert any("edited by someone else" in r for r in report.repaired)
     assert lab.traffic(10).get(BLOCKED, 0) == 0
+    with lab.in_victim():  # someone clears the failsafe ports
+        libbpf.map_update(maps.fds["sw_failsafe"], (0).to_bytes(4, "little"), bytes(8192))
+        report = driver.reconcile(lab.desired({f"{BLOCKED}/32"}), verify=True)[lab.iface]
+        assert "failsafe ports rewritten" in report.repaired
+        assert (6, 22) in driver._interfaces[lab.iface].program.maps.failsafe()  # noqa: SLF001
 
 
 AGENT_SCRIPT = textwrap.dedent("""
