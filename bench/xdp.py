@@ -40,8 +40,9 @@ sys.path.insert(0, str(REPO / "src"))
 
 from seawall.dataplane.xdp import libbpf  # noqa: E402
 from seawall.dataplane.xdp.build import compile_object, object_path  # noqa: E402
-from seawall.dataplane.xdp.maps import DEFAULT_HIT_SHIFT, MAP_NAMES, BlocklistMaps  # noqa: E402
-from seawall.dataplane.xdp.tables import BlocklistTables  # noqa: E402
+from seawall.dataplane.xdp.loader import capacity_for  # noqa: E402
+from seawall.dataplane.xdp.maps import DEFAULT_HIT_SHIFT, MAP_NAMES, SLOT_NAMES, TABLE_MAPS, BlocklistMaps  # noqa: E402
+from seawall.dataplane.xdp.tables import HASH_KINDS, BlocklistTables, MapKind  # noqa: E402
 from seawall.testing import frames as F  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
@@ -86,8 +87,10 @@ def frame_for(address: str) -> bytes:
 class Loaded:
     """A loaded (not attached) program and its map fds."""
 
-    def __init__(self, path: Path, prog: str) -> None:
+    def __init__(self, path: Path, prog: str, *, max_entries: dict[str, int] | None = None) -> None:
         self.obj = libbpf.BpfObject.open_file(str(path))
+        for name, size in (max_entries or {}).items():
+            self.obj.set_map_max_entries(name, size)
         self.obj.load()
         self.fd = self.obj.program_fd(prog)
 
@@ -131,7 +134,11 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="seawall-bench-xdp-") as tmp:
         floor = Loaded(compile_object(REPO / "bench/bpf/floor.bpf.c", Path(tmp) / "floor.o"), "floor_drop")
         lpm = Loaded(compile_object(REPO / "bench/bpf/lpm.bpf.c", Path(tmp) / "lpm.o"), "lpm_drop")
-        seawall = Loaded(object_path(), "seawall_xdp")
+        # Sized as the driver would size them for the largest set measured here.
+        need = {MapKind.V4L2: max(SIZES), MapKind.V6MID: 4 * max(SIZES), MapKind.V6L64: max(SIZES),
+                MapKind.V6X: max(SIZES), MapKind.V6LONG: 1}
+        sizes = {f"{TABLE_MAPS[kind]}_{slot}": capacity_for(need[kind]) for kind in HASH_KINDS for slot in SLOT_NAMES}
+        seawall = Loaded(object_path(), "seawall_xdp", max_entries=sizes)
         maps = BlocklistMaps({name: libbpf.dup_fd(seawall.obj.map_fd(name)) for name in MAP_NAMES})
         maps.set_hit_shift(DEFAULT_HIT_SHIFT)  # as the driver runs it
         rows: list[dict[str, object]] = []

@@ -62,8 +62,10 @@
 #define V6_EXACT 4
 
 #define V4_L1_ENTRIES (1 << 19) /* 2^24 /24s, 32 per u64 */
-#define V4_L2_ENTRIES (1 << 21)
-#define V6_ENTRIES (1 << 22)
+/* Hash map sizes as compiled; the driver sizes each map to its set at load
+ * (loader.capacity_for), since hash maps allocate their buckets up front. */
+#define V4_L2_ENTRIES (1 << 16)
+#define V6_ENTRIES (1 << 16)
 #define V6_L16_ENTRIES (1 << 16)
 #define HIT_ENTRIES 16384
 
