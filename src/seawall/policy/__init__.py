@@ -1,0 +1,1 @@
+"""Untracked policy as resolved values, and the reference verdict every dataplane is tested against. Pure."""
