@@ -1,0 +1,1 @@
+"""The iptables raw tier: untracked host-endpoint policy before conntrack, with ipsets."""

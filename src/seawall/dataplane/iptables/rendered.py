@@ -1,0 +1,39 @@
+"""What the raw renderer produces and the raw driver programs: plain values.
+
+The renderer (pure) turns an ``UntrackedState`` into a ``RenderedRaw``; the
+driver makes the kernel hold exactly that (our chains and ipsets only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+CHAIN_PREFIX = "sw-"  # every chain Seawall owns starts with this (<= 28 characters in all)
+IPSET_PREFIX = "sw"  # every ipset Seawall owns: "sw4-..." / "sw6-..." (<= 31 characters)
+COMMENT_PREFIX = "sw:"  # every rule Seawall writes carries "-m comment --comment sw:<hash>"
+
+
+@dataclass(frozen=True, slots=True)
+class IpSetContent:
+    name: str  # e.g. "sw4-<hash>", at most 31 characters
+    family: str  # "inet" | "inet6"
+    members: frozenset[str]  # CIDRs of that family (hash:net)
+
+
+@dataclass(frozen=True, slots=True)
+class TableContent:
+    """Our part of the raw table of one family (iptables for 4, ip6tables for 6)."""
+
+    family: int
+    # chain name -> its rules, each the iptables arguments after "-A <chain>",
+    # e.g. '-i eth0 -m comment --comment "sw:3fa9c1d2e4b5a6c7" -g sw-fh-eth0'
+    chains: Mapping[str, tuple[str, ...]]
+    # (built-in chain, our chain): one jump each, inserted first in raw PREROUTING/OUTPUT
+    hooks: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedRaw:
+    tables: Mapping[int, TableContent]
+    ipsets: Mapping[str, IpSetContent]
