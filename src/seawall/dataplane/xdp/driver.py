@@ -42,7 +42,7 @@ from seawall.dataplane.xdp.loader import (
 )
 from seawall.dataplane.xdp.maps import DEFAULT_HIT_SHIFT, KEY_SIZES, VALUE_SIZES, Counters
 from seawall.dataplane.xdp.modes import FALLBACK_MODE, XdpMode, plan_modes
-from seawall.dataplane.xdp.tables import BlocklistTables, Compiled, MapKind, format_cidr, parse_cidr
+from seawall.dataplane.xdp.tables import BlocklistTables, Compiled, MapKind
 
 log = logging.getLogger("seawall.xdp")
 
@@ -56,7 +56,9 @@ BULK_THRESHOLD = 2048  # changes above this go through a bulk replace
 
 @dataclass(frozen=True, slots=True)
 class InterfaceBlocklist:
-    """What one interface must drop in XDP."""
+    """What one interface must drop in XDP. ``cidrs`` are canonical strings
+    (``str(ipaddress.ip_network(c, strict=False))``): the driver diffs them as
+    strings between reconciles, so two spellings of one CIDR would confuse it."""
 
     name: str
     cidrs: frozenset[str]
@@ -105,6 +107,7 @@ class _Interface:
     tables: BlocklistTables
     mode: XdpMode
     ifindex: int
+    cidrs: frozenset[str]  # the input last applied (diffed as strings: cheap at 1M)
 
 
 class XdpDriver:
@@ -182,7 +185,7 @@ class XdpDriver:
         else:
             tables = state.tables
             try:
-                self._sync(pinned, tables, item.cidrs)
+                self._sync(pinned, tables, state.cidrs, item.cidrs)
             except libbpf.LibbpfError as exc:
                 if exc.errno != errno.E2BIG:
                     raise
@@ -212,25 +215,29 @@ class XdpDriver:
             pinned.close()
             reason = "no XDP mode available: " + "; ".join(skipped) + "; the iptables raw tier enforces"
             return InterfaceReport(item.name, FALLBACK_MODE, reason, entries, tuple(errors))
-        self._interfaces[item.name] = _Interface(pinned, tables, current_mode, ifindex)
+        self._interfaces[item.name] = _Interface(pinned, tables, current_mode, ifindex, frozenset(item.cidrs))
         better = [s for s in skipped if _is_better_than(s, current_mode)]
         reason = current_mode.value + (f" (faster modes not used: {'; '.join(better)})" if better else " (the fastest mode)")
         return InterfaceReport(item.name, current_mode.value, reason, entries, tuple(errors), adopted=adopted, repaired=tuple(repaired))
 
-    def _sync(self, program: PinnedProgram, tables: BlocklistTables, wanted: Iterable[str]) -> None:
-        want = {parse_cidr(c) for c in wanted}
-        have = tables.parsed()
-        added, removed = want - have, have - want
+    def _sync(self, program: PinnedProgram, tables: BlocklistTables, have: frozenset[str], want: frozenset[str]) -> None:
+        """Bring the active slot from ``have`` to ``want``: single writes for a
+        few changes, a double-buffered bulk replace for many."""
+        if want is have or want == have:
+            return
+        added = want - have
+        # |want| - |have| = |added| - |removed|: pure additions need no second diff.
+        removed = have - want if len(want) - len(have) != len(added) else frozenset()
         if len(added) + len(removed) > self.bulk_threshold:
             old_keys = tables.hash_keys()
-            fresh = BlocklistTables.from_cidrs(wanted)
+            fresh = BlocklistTables.from_cidrs(want)
             program.maps.replace(fresh.compile(), inactive_known_empty=True, old_keys=old_keys)
             tables.__dict__.update(fresh.__dict__)
             return
         for cidr in sorted(added):
-            program.maps.apply(tables.add(format_cidr(*cidr)))
+            program.maps.apply(tables.add(cidr))
         for cidr in sorted(removed):
-            program.maps.apply(tables.remove(format_cidr(*cidr)))
+            program.maps.apply(tables.remove(cidr))
 
     def _grow(self, old: PinnedProgram, ifindex: int, mode: str | None, tables: BlocklistTables,
               item: InterfaceBlocklist) -> PinnedProgram:
