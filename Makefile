@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # clang + libbpf-dev build the XDP program; libbpf1 loads it; iproute2 for netns tests.
-APT_PACKAGES := clang llvm libbpf-dev libbpf1 linux-libc-dev iproute2
+APT_PACKAGES := clang llvm libbpf-dev libbpf1 linux-libc-dev iproute2 iptables ipset
 DEMO_DB ?= /tmp/seawall-demo/seawall.db
 
 BPF_OBJ := src/seawall/dataplane/xdp/bpf/blocklist.bpf.o
@@ -48,6 +48,10 @@ bench-apply: setup
 # Quick (< 2 min): writes bench/results/xdp.json and docs/benchmarks/xdp.*; add ARGS=--full for more rounds.
 bench-xdp: setup
 	$(PY) bench/xdp.py $(ARGS)
+
+# Raw tier (root): writes bench/results/raw.json and docs/benchmarks/raw.md.
+bench-raw: setup
+	$(PY) bench/raw.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,158 @@
+"""The raw-tier driver the agent calls: reconcile a RenderedRaw, read counters, clean up.
+
+Order matters for a packet in flight and for the kernel's reference checks:
+ipsets first (a rule may only name a set that exists), then each family's raw
+table in one atomic restore, then stale sets of ours (only now unreferenced).
+A failure in one family is reported and does not stop the other.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from seawall.dataplane.iptables.backend import Backend, CommandError, Runner, SubprocessRunner, detect
+from seawall.dataplane.iptables.ipsets import IpSets, is_ours, stale_sets
+from seawall.dataplane.iptables.rendered import RenderedRaw, TableContent
+from seawall.dataplane.iptables.tables import Tables, our_comment
+
+FAMILIES = (4, 6)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleCounter:
+    comment: str | None
+    args: str
+    packets: int
+    bytes: int
+
+
+@dataclass
+class FamilyReport:
+    family: int
+    chains: int = 0
+    rules: int = 0
+    ipsets: int = 0
+    members: int = 0
+    programmed: bool = False  # a restore ran
+    drift_repaired: bool = False  # the kernel had drifted from content we had already programmed
+    differences: list[str] = field(default_factory=list)
+    restore_s: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RawReport:
+    backend: str
+    reason: str
+    families: dict[int, FamilyReport] = field(default_factory=dict)
+    ipsets_s: float = 0.0
+    sets_swapped: list[str] = field(default_factory=list)
+    sets_destroyed: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not any(f.errors for f in self.families.values())
+
+
+def _family_of(set_family: str) -> int:
+    return 6 if set_family == "inet6" else 4
+
+
+class RawDriver:
+    """Seawall's raw-table tier on this host (or the namespace the runner enters)."""
+
+    def __init__(self, backend: str = "Auto", *, runner: Runner | None = None) -> None:
+        self.requested = backend
+        self.runner: Runner = runner or SubprocessRunner()
+        self._backend: tuple[Backend, str] | None = None
+        self._tables: Tables | None = None
+        self.ipsets = IpSets(self.runner)
+        self._last: RenderedRaw | None = None
+
+    def backend(self) -> tuple[Backend, str]:
+        if self._backend is None:
+            self._backend = detect(self.requested, self.runner)
+        return self._backend
+
+    @property
+    def tables(self) -> Tables:
+        if self._tables is None:
+            self._tables = Tables(self.runner, self.backend()[0])
+        return self._tables
+
+    def reconcile(self, rendered: RenderedRaw, *, resync_ipsets: bool = False) -> RawReport:
+        backend, reason = self.backend()
+        report = RawReport(backend.value, reason)
+        for fam in FAMILIES:
+            table = rendered.tables.get(fam)
+            fr = FamilyReport(fam)
+            if table is not None:
+                fr.chains = len(table.chains)
+                fr.rules = sum(len(r) for r in table.chains.values())
+            report.families[fam] = fr
+        for content in rendered.ipsets.values():
+            fr = report.families[_family_of(content.family)]
+            fr.ipsets += 1
+            fr.members += len(content.members)
+
+        start = time.perf_counter()
+        try:
+            plan = self.ipsets.sync(rendered.ipsets, resync=resync_ipsets)
+            report.sets_swapped = sorted(n for n, c in plan.changes.items() if c.swapped)
+        except (CommandError, ValueError) as exc:
+            report.errors.append(f"ipsets: {exc}")
+        report.ipsets_s = time.perf_counter() - start
+
+        same_as_last = self._last is not None
+        for fam in FAMILIES:
+            fr = report.families[fam]
+            table = rendered.tables.get(fam) or TableContent(family=fam, chains={}, hooks=())
+            previous = self._last.tables.get(fam) if self._last is not None else None
+            start = time.perf_counter()
+            try:
+                tplan = self.tables.sync(table)
+            except (CommandError, ValueError) as exc:
+                fr.errors.append(f"raw table (IPv{fam}): {exc}")
+                continue
+            finally:
+                fr.restore_s = time.perf_counter() - start
+            fr.differences = tplan.differences
+            fr.programmed = tplan.script is not None
+            fr.drift_repaired = fr.programmed and same_as_last and previous == rendered.tables.get(fam)
+
+        if not report.errors:  # a set we failed to update may still be needed by old rules
+            try:
+                existing = self.ipsets.list()
+                done, errors = self.ipsets.destroy(stale_sets(rendered.ipsets, existing))
+                report.sets_destroyed, report.errors = done, report.errors + errors
+            except CommandError as exc:
+                report.errors.append(f"ipsets: {exc}")
+        self._last = rendered if report.ok else None
+        return report
+
+    def counters(self) -> dict[tuple[int, str], list[RuleCounter]]:
+        """Packets and bytes per rule of each of our chains, keyed by (family, chain)."""
+        out: dict[tuple[int, str], list[RuleCounter]] = {}
+        for fam in FAMILIES:
+            for chain, rules in self.tables.counters(fam).items():
+                out[(fam, chain)] = [RuleCounter(our_comment(r.args), r.args, r.packets, r.bytes) for r in rules]
+        return out
+
+    def cleanup(self) -> list[str]:
+        """Remove our hook jumps, every sw- chain (both families), then every ipset of ours.
+        Returns errors (empty when every trace is gone)."""
+        errors: list[str] = []
+        for fam in FAMILIES:
+            try:
+                self.tables.cleanup(fam)
+            except CommandError as exc:
+                errors.append(f"raw table (IPv{fam}): {exc}")
+        try:
+            ours = [n for n in self.ipsets.list() if is_ours(n)]
+            errors += self.ipsets.destroy(ours)[1]
+        except CommandError as exc:
+            errors.append(f"ipsets: {exc}")
+        self._last = None
+        return errors

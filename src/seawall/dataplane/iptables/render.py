@@ -1,0 +1,463 @@
+"""Render untracked policy as raw-table chains and ipsets (pure).
+
+The rendered rules must give, for every packet, exactly the verdict of
+``seawall.policy.verdict`` (the contract): FAILSAFE -> ACCEPT (stays tracked),
+ALLOW -> NOTRACK + ACCEPT, DENY -> DROP, CONTINUE -> leave raw untouched.
+
+Chains per family (iptables for 4, ip6tables for 6)::
+
+  PREROUTING -> sw-PREROUTING: -i <if> -g sw-fh-<if>     (OUTPUT -> sw-OUTPUT: -o <if> -g sw-th-<if>)
+  sw-fh-<if>:
+    -j MARK --set-xmark 0/ALL           clear our bits
+    -j sw-failsafe-in                   own failsafe dports: ACCEPT; reply sports: set FS
+    -m mark --mark FS/FS -j sw-di-<p>   per policy with Deny rules: a Deny match clears FS
+    -m mark --mark FS/FS -g sw-accept   reply no Deny rule matches: ACCEPT
+    -m mark --mark 0/ACC|PASS -j sw-pi-<p>   per policy, until one accepted or passed
+    -m mark --mark ACC/ACC -j NOTRACK
+    -m mark --mark ACC/ACC -g sw-accept
+    -j MARK --set-xmark 0/ALL           unmatched: continue with our bits cleared
+  sw-accept: clear our bits, ACCEPT (so no bit of ours leaks to later tables/routing)
+
+Outbound failsafe vs Deny: Calico accepts replies from outbound-failsafe source
+ports before any policy, so a blocklisted host can reflect udp/53 floods
+through raw. Seawall accepts such a reply only if *no* Deny rule of the
+interface matches it on its own. The shared failsafe chain only marks reply
+candidates (FS); the interface chain then runs, per policy, a "deny probe"
+chain ``sw-di-<p>``/``sw-do-<p>`` holding the matches of that policy's Deny
+rules (every one, ignoring Allow/Pass order, as the oracle does) whose action
+clears FS; a candidate still marked is accepted before any policy runs.
+
+Matches: one rule line holds at most one ``-p``, ``-s`` and ``-d``. Anything
+that is an OR (several nets, several sets, more than 15 multiport slots — a
+range counts as 2 — or "not ICMP type T" without a protocol) or that needs a
+second ``-s``/``-d`` (several notNets) is built with two scratch bits like
+Calico's match blocks: the plain AND part sets bit A; each OR block, reading A,
+sets B on any alternative, then A is cleared and the roles swap; each
+exclusion, reading the current bit, clears it; the action finally applies when
+the current bit is set. Rules with ports but no protocol are rendered once per
+port protocol (tcp, udp, sctp, udplite): protocols exclude each other, so at
+most one copy acts.
+
+Marks (``Marks``): accept 0x10000, pass 0x20000, scratch 0x40000/0x80000,
+failsafe-reply 0x100000; all cleared on entry and before every exit.
+A rule that references a set id absent from ``state.sets``, or whose
+ip_version/CIDRs cannot match the table's family, is skipped in that table.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from seawall.dataplane.iptables import names
+from seawall.dataplane.iptables.rendered import IpSetContent, RenderedRaw, TableContent
+from seawall.policy.model import Action, Direction, EntityMatch, FailsafePort, Policy, PortRange, Rule, UntrackedState
+from seawall.policy.verdict import ICMP_PROTOCOL, PORT_PROTOCOLS, has_rules, references_missing_set
+
+MULTIPORT_SLOTS = 15
+LOG_PREFIX_MAX = 29  # iptables LOG --log-prefix limit
+PROTOCOL_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "ipv6-icmp", 132: "sctp", 136: "udplite"}
+
+
+@dataclass(frozen=True, slots=True)
+class Marks:
+    accept: int = 0x10000
+    pass_: int = 0x20000
+    scratch0: int = 0x40000
+    scratch1: int = 0x80000
+    failsafe: int = 0x100000
+
+    @property
+    def all(self) -> int:
+        return self.accept | self.pass_ | self.scratch0 | self.scratch1 | self.failsafe
+
+
+DEFAULT_MARKS = Marks()
+
+# A match part: (exclusive key "p"/"s"/"d" or "", text). An alternative is a tuple of parts.
+Part = tuple[str, str]
+Alt = tuple[Part, ...]
+
+
+def _hex(v: int) -> str:
+    return hex(v)
+
+
+def _is_mark(bit: int) -> str:
+    return f"-m mark --mark {_hex(bit)}/{_hex(bit)}"
+
+
+def _set_mark(value: int, mask: int) -> str:
+    return f"-j MARK --set-xmark {_hex(value)}/{_hex(mask)}"
+
+
+def _proto(p: int) -> str:
+    return PROTOCOL_NAMES.get(p, str(p))
+
+
+def _family_of(cidr: str) -> int:
+    return ipaddress.ip_network(cidr, strict=False).version
+
+
+def _norm(cidr: str) -> str:
+    return str(ipaddress.ip_network(cidr, strict=False))
+
+
+def _merge_ports(ports: Iterable[PortRange]) -> list[tuple[int, int]]:
+    merged: list[list[int]] = []
+    for low, high in sorted((r.low, r.high) for r in ports):
+        if merged and low <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], high)
+        else:
+            merged.append([low, high])
+    return [(a, b) for a, b in merged]
+
+
+def port_chunks(ports: Iterable[PortRange]) -> list[str]:
+    """multiport lists of at most 15 slots each (a range takes two)."""
+    chunks: list[list[str]] = [[]]
+    used = 0
+    for low, high in _merge_ports(ports):
+        text, cost = (str(low), 1) if low == high else (f"{low}:{high}", 2)
+        if used + cost > MULTIPORT_SLOTS:
+            chunks.append([])
+            used = 0
+        chunks[-1].append(text)
+        used += cost
+    return [",".join(c) for c in chunks if c]
+
+
+@dataclass
+class _Match:
+    """AND of: ``plain`` parts (one line), OR ``groups``, and ``excludes`` (none may match)."""
+
+    plain: list[Part]
+    groups: list[list[Alt]]
+    excludes: list[Alt]
+
+    def add(self, alts: Sequence[Alt]) -> None:
+        if len(alts) == 1 and self._fits(alts[0]):
+            self.plain.extend(p for p in alts[0] if p not in self.plain)
+        else:
+            self.groups.append(list(alts))
+
+    def add_negation(self, negated: Alt, positive: Alt) -> None:
+        if self._fits(negated):
+            self.plain.extend(negated)
+        else:
+            self.excludes.append(positive)
+
+    def _fits(self, alt: Alt) -> bool:
+        used = {k: t for k, t in self.plain if k}
+        return all(not k or used.get(k, t) == t for k, t in alt)
+
+
+class _RuleCompiler:
+    """Turns one rule into match lines for one table family."""
+
+    def __init__(self, state: UntrackedState, family: int, ipsets: dict[str, IpSetContent]) -> None:
+        self.state = state
+        self.family = family
+        self.ipsets = ipsets
+
+    def compile(self, rule: Rule) -> list[_Match]:
+        """One _Match per protocol copy; [] when the rule cannot match in this family."""
+        fam = self.family
+        if rule.ip_version is not None and rule.ip_version != fam:
+            return []
+        if references_missing_set(self.state, rule):
+            return []
+        for side in (rule.source, rule.destination):
+            if side.nets and not any(_family_of(c) == fam for c in side.nets):
+                return []
+        wants_ports = any(s.ports or s.not_ports for s in (rule.source, rule.destination))
+        protos: list[int | None]
+        if rule.protocol is not None:
+            protos = [rule.protocol]
+        elif rule.icmp is not None:
+            protos = [ICMP_PROTOCOL[fam]]
+        elif wants_ports:
+            protos = list(PORT_PROTOCOLS)
+        else:
+            protos = [None]
+        if rule.icmp is not None:
+            protos = [p for p in protos if p == ICMP_PROTOCOL[fam]]
+        if wants_ports:
+            protos = [p for p in protos if p in PORT_PROTOCOLS]
+        if rule.not_protocol is not None:
+            protos = [p for p in protos if p != rule.not_protocol]
+        out = []
+        for proto in protos:
+            m = self._compile_one(rule, proto)
+            if m is not None:
+                out.append(m)
+        return out
+
+    def _compile_one(self, rule: Rule, proto: int | None) -> _Match | None:
+        m = _Match([], [], [])
+        fam = self.family
+        icmp_proto = ICMP_PROTOCOL[fam]
+        icmp_mod, icmp_opt = ("-m icmp", "--icmp-type") if fam == 4 else ("-m icmp6", "--icmpv6-type")
+        if proto is not None:
+            m.add([(("p", f"-p {_proto(proto)}"),)])
+        elif rule.not_protocol is not None:
+            m.add([(("p", f"! -p {_proto(rule.not_protocol)}"),)])
+        is_icmp: Part = ("p", f"-p {_proto(icmp_proto)}")
+        if rule.icmp is not None and rule.icmp.type is not None:
+            spec = _icmp_spec(rule.icmp.type, rule.icmp.code)
+            m.add([(is_icmp, ("", f"{icmp_mod} {icmp_opt} {spec}"))])
+        if rule.not_icmp is not None:
+            ni = rule.not_icmp
+            if proto is None or proto == icmp_proto:
+                not_icmp_proto: Alt = (("p", f"! -p {_proto(icmp_proto)}"),)
+                if ni.type is None:
+                    if proto == icmp_proto:
+                        return None
+                    m.add([not_icmp_proto])
+                else:
+                    spec = _icmp_spec(ni.type, ni.code)
+                    other_type: Alt = (is_icmp, ("", f"{icmp_mod} ! {icmp_opt} {spec}"))
+                    m.add([other_type] if proto == icmp_proto else [not_icmp_proto, other_type])
+        for side, flag, direction in ((rule.source, "s", "src"), (rule.destination, "d", "dst")):
+            if not self._side(m, side, flag, direction, proto):
+                return None
+        return m
+
+    def _side(self, m: _Match, side: EntityMatch, flag: str, direction: str, proto: int | None) -> bool:
+        fam = self.family
+        nets = sorted({_norm(c) for c in side.nets if _family_of(c) == fam})
+        if side.nets:
+            m.add([((flag, f"-{flag} {n}"),) for n in nets])
+        for n in sorted({_norm(c) for c in side.not_nets if _family_of(c) == fam}):
+            m.add_negation(((flag, f"! -{flag} {n}"),), ((flag, f"-{flag} {n}"),))
+        if side.sets:
+            m.add([(("", f"-m set --match-set {self._ipset(s)} {direction}"),) for s in sorted(set(side.sets))])
+        for s in sorted(set(side.not_sets)):
+            m.add([(("", f"-m set ! --match-set {self._ipset(s)} {direction}"),)])
+        opt = "--sports" if flag == "s" else "--dports"
+        if side.ports or side.not_ports:
+            assert proto is not None
+            p: Part = ("p", f"-p {_proto(proto)}")
+            if side.ports:
+                m.add([(p, ("", f"-m multiport {opt} {c}")) for c in port_chunks(side.ports)])
+            for c in port_chunks(side.not_ports):
+                m.add([(p, ("", f"-m multiport ! {opt} {c}"))])
+        return True
+
+    def _ipset(self, set_id: str) -> str:
+        name = names.ipset_name(self.family, set_id)
+        if name not in self.ipsets:
+            self.ipsets[name] = IpSetContent(
+                name=name,
+                family="inet" if self.family == 4 else "inet6",
+                members=ipset_members(self.state.sets[set_id].cidrs, self.family),
+            )
+        return name
+
+
+def _icmp_spec(type_: int, code: int | None) -> str:
+    return str(type_) if code is None else f"{type_}/{code}"
+
+
+def ipset_members(cidrs: Iterable[str], family: int) -> frozenset[str]:
+    """The family's CIDRs, normalised; /0 split in two /1s (hash:net cannot hold /0)."""
+    out: set[str] = set()
+    for c in cidrs:
+        net = ipaddress.ip_network(c, strict=False)
+        if net.version != family:
+            continue
+        if net.prefixlen == 0:
+            out.update(str(s) for s in net.subnets(prefixlen_diff=1))
+        else:
+            out.add(str(net))
+    return frozenset(out)
+
+
+class _Chain:
+    """Collects lines ``(match, target)`` of one chain and finishes them with comments."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.lines: list[tuple[str, str]] = []
+
+    def add(self, match: str, target: str) -> None:
+        self.lines.append((match.strip(), target.strip()))
+
+    def rules(self) -> tuple[str, ...]:
+        out = []
+        for match, target in self.lines:
+            comment = names.rule_comment(self.name, f"{match} {target}".strip())
+            out.append(" ".join(x for x in (match, f'-m comment --comment "{comment}"', target) if x))
+        return tuple(out)
+
+
+def _emit(chain: _Chain, m: _Match, targets: Sequence[str], marks: Marks) -> None:
+    plain = " ".join(t for _, t in m.plain)
+    if not m.groups and not m.excludes:
+        for target in targets:
+            chain.add(plain, target)
+        return
+    cur, other = marks.scratch0, marks.scratch1
+    both = cur | other
+    if plain:
+        chain.add("", _set_mark(0, both))
+        chain.add(plain, _set_mark(cur, cur))
+    else:
+        chain.add("", _set_mark(cur, both))
+    for alt in m.excludes:
+        chain.add(f"{_is_mark(cur)} {' '.join(t for _, t in alt)}", _set_mark(0, cur))
+    for group in m.groups:
+        for alt in group:
+            chain.add(f"{_is_mark(cur)} {' '.join(t for _, t in alt)}", _set_mark(other, other))
+        chain.add("", _set_mark(0, cur))
+        cur, other = other, cur
+    for target in targets:
+        chain.add(_is_mark(cur), target)
+
+
+def _log_prefix(policy: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "._:-" else "_" for c in policy)
+    room = LOG_PREFIX_MAX - len("seawall  ")
+    return f"seawall {safe[:room]} "
+
+
+class _TableRenderer:
+    def __init__(self, state: UntrackedState, family: int, marks: Marks, ipsets: dict[str, IpSetContent]) -> None:
+        self.state = state
+        self.family = family
+        self.marks = marks
+        self.compiler = _RuleCompiler(state, family, ipsets)
+        self.chains: dict[str, tuple[str, ...]] = {}
+        self.policy_idents: dict[tuple[Direction, str], Policy] = {}
+        self.probes: dict[str, bool] = {}  # deny-probe chain -> whether it has rules
+
+    def render(self) -> TableContent:
+        mk = self.marks
+        accept = _Chain(names.ACCEPT_CHAIN)
+        accept.add("", _set_mark(0, mk.all))
+        accept.add("", "-j ACCEPT")
+        self.chains[names.ACCEPT_CHAIN] = accept.rules()
+        hooks = []
+        for direction, builtin, flag in ((Direction.INGRESS, "PREROUTING", "-i"), (Direction.EGRESS, "OUTPUT", "-o")):
+            dispatch = _Chain(names.dispatch_chain(direction))
+            reply_candidates = self._failsafe(direction)
+            for iface in self.state.interfaces:
+                if not has_rules(iface, direction):
+                    continue
+                ichain = names.interface_chain(direction, iface.name)
+                if ichain in self.chains:
+                    continue  # duplicate interface entry: the first one wins, as in the oracle
+                dispatch.add(f"{flag} {iface.name}", f"-g {ichain}")
+                self.chains[ichain] = self._interface(ichain, direction, iface.policies, reply_candidates)
+            self.chains[dispatch.name] = dispatch.rules()
+            hooks.append((builtin, dispatch.name))
+        return TableContent(family=self.family, chains=dict(self.chains), hooks=tuple(hooks))
+
+    def _failsafe(self, direction: Direction) -> bool:
+        """Render the failsafe chain; return whether it can mark reply candidates."""
+        mk = self.marks
+        ingress = direction is Direction.INGRESS
+        own, replies = (
+            (self.state.failsafe_in, self.state.failsafe_out)
+            if ingress
+            else (self.state.failsafe_out, self.state.failsafe_in)
+        )
+        remote = "-s" if ingress else "-d"
+        chain = _Chain(names.failsafe_chain(direction))
+        for fp in self._failsafe_entries(own):
+            chain.add(self._failsafe_match(fp, "--dports", remote), "-j ACCEPT")
+        candidates = False
+        for fp in self._failsafe_entries(replies):
+            chain.add(self._failsafe_match(fp, "--sports", remote), _set_mark(mk.failsafe, mk.failsafe))
+            candidates = True
+        self.chains[chain.name] = chain.rules()
+        return candidates
+
+    def _failsafe_entries(self, entries: Iterable[FailsafePort]) -> list[FailsafePort]:
+        return [
+            fp
+            for fp in entries
+            if fp.protocol in PORT_PROTOCOLS and (fp.net is None or _family_of(fp.net) == self.family)
+        ]
+
+    @staticmethod
+    def _failsafe_match(fp: FailsafePort, opt: str, remote: str) -> str:
+        net = f" {remote} {_norm(fp.net)}" if fp.net is not None else ""
+        return f"-p {_proto(fp.protocol)}{net} -m multiport {opt} {fp.port}"
+
+    def _policy_ident(self, direction: Direction, policy: Policy) -> str:
+        """The policy's name, disambiguated if the same name carries different rules."""
+        ident = policy.name
+        n = 1
+        while (direction, ident) in self.policy_idents and self.policy_idents[(direction, ident)] != policy:
+            n += 1
+            ident = f"{policy.name}#{n}"
+        self.policy_idents[(direction, ident)] = policy
+        return ident
+
+    def _interface(
+        self, name: str, direction: Direction, policies: Sequence[Policy], reply_candidates: bool
+    ) -> tuple[str, ...]:
+        mk = self.marks
+        chain = _Chain(name)
+        chain.add("", _set_mark(0, mk.all))
+        chain.add("", f"-j {names.failsafe_chain(direction)}")
+        idents = [(self._policy_ident(direction, p), p) for p in policies if p.rules(direction)]
+        if reply_candidates:
+            for ident, policy in idents:
+                probe = self._deny_probe(direction, ident, policy)
+                if probe is not None:
+                    chain.add(_is_mark(mk.failsafe), f"-j {probe}")
+            chain.add(_is_mark(mk.failsafe), f"-g {names.ACCEPT_CHAIN}")
+        for ident, policy in idents:
+            pchain = self._policy(direction, ident, policy)
+            chain.add(f"-m mark --mark 0x0/{_hex(mk.accept | mk.pass_)}", f"-j {pchain}")
+        chain.add(_is_mark(mk.accept), "-j NOTRACK")
+        chain.add(_is_mark(mk.accept), f"-g {names.ACCEPT_CHAIN}")
+        chain.add("", _set_mark(0, mk.all))
+        return chain.rules()
+
+    def _deny_probe(self, direction: Direction, ident: str, policy: Policy) -> str | None:
+        name = names.deny_probe_chain(direction, ident)
+        if name not in self.probes:
+            chain = _Chain(name)
+            for rule in policy.rules(direction):
+                if rule.action is Action.DENY:
+                    for m in self.compiler.compile(rule):
+                        _emit(chain, m, [_set_mark(0, self.marks.failsafe)], self.marks)
+            self.probes[name] = bool(chain.lines)
+            if chain.lines:
+                self.chains[name] = chain.rules()
+        return name if self.probes[name] else None
+
+    def _policy(self, direction: Direction, ident: str, policy: Policy) -> str:
+        name = names.policy_chain(direction, ident)
+        if name in self.chains:
+            return name
+        mk = self.marks
+        chain = _Chain(name)
+        for rule in policy.rules(direction):
+            matches = self.compiler.compile(rule)
+            if rule.action is Action.ALLOW:
+                targets = [_set_mark(mk.accept, mk.accept)]
+            elif rule.action is Action.PASS:
+                targets = [_set_mark(mk.pass_, mk.pass_)]
+            elif rule.action is Action.DENY:
+                targets = ["-j DROP"]
+            else:
+                targets = [f'-j LOG --log-prefix "{_log_prefix(policy.name)}"']
+            for m in matches:
+                _emit(chain, m, targets, mk)
+                if rule.action in (Action.ALLOW, Action.PASS):
+                    bit = mk.accept if rule.action is Action.ALLOW else mk.pass_
+                    chain.add(_is_mark(bit), "-j RETURN")
+        self.chains[name] = chain.rules()
+        return name
+
+
+def render(state: UntrackedState, marks: Marks = DEFAULT_MARKS) -> RenderedRaw:
+    """Our raw-table chains for IPv4 and IPv6, and the ipsets they reference."""
+    ipsets: dict[str, IpSetContent] = {}
+    tables = {family: _TableRenderer(state, family, marks, ipsets).render() for family in (4, 6)}
+    return RenderedRaw(tables=tables, ipsets=dict(sorted(ipsets.items())))
