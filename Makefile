@@ -15,7 +15,7 @@ DEMO_DB ?= /tmp/seawall-demo/seawall.db
 BPF_OBJ := src/seawall/dataplane/xdp/bpf/blocklist.bpf.o
 BPF_SRC := src/seawall/dataplane/xdp/bpf/blocklist.bpf.c
 
-.PHONY: demo test setup apt bench bench-xdp bench-apply clean
+.PHONY: demo test setup apt bench bench-xdp bench-apply bench-raw clean
 
 setup: $(STAMP) $(BPF_OBJ)
 
@@ -40,7 +40,7 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q
 
-bench: bench-apply bench-xdp
+bench: bench-apply bench-xdp bench-raw
 
 bench-apply: setup
 	$(PY) bench/apply_million.py

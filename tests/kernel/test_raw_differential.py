@@ -1,7 +1,7 @@
 """Differential test of the raw tier: rendered rules in a real kernel vs the oracle.
 
 For hypothesis-generated untracked policies, the rendered chains and ipsets are
-programmed into a victim namespace; real UDP datagrams from several attacker
+programmed into a victim namespace (iptables-nft and iptables-legacy); real UDP datagrams from several attacker
 source addresses and ports are sent to several destination ports; each one
 must be delivered exactly when ``policy.verdict`` says it is not denied.
 """
@@ -89,12 +89,12 @@ class Lab:
     driver: RawDriver
 
 
-@pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
+@pytest.fixture(scope="module", params=["NFT", "Legacy"])
+def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
     with netns() as victim, netns() as attacker, veth_pair(victim, attacker, addr_a=f"{VICTIM}/24", addr_b=f"{SOURCES[0]}/24") as pair:
         for src in SOURCES[1:]:
             ip("addr", "add", f"{src}/24", "dev", pair.name_b, ns=attacker)
-        driver = RawDriver("NFT", runner=SubprocessRunner(["ip", "netns", "exec", victim]))
+        driver = RawDriver(request.param, runner=SubprocessRunner(["ip", "netns", "exec", victim]))
         try:
             yield Lab(victim, attacker, pair.name_a, driver)
         finally:
