@@ -48,10 +48,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from seawall.dataplane.iptables import names
-from seawall.dataplane.iptables.rendered import IpSetContent, RenderedRaw, TableContent
+from seawall.dataplane.iptables.rendered import IpSetContent, RenderedRaw, RuleOrigin, TableContent
+from seawall.dataplane.iptables.tables import hook_rule, our_comment
 from seawall.policy.model import Action, Direction, EntityMatch, FailsafePort, Policy, PortRange, Rule, UntrackedState
 from seawall.policy.verdict import ICMP_PROTOCOL, PORT_PROTOCOLS, has_rules, references_missing_set
 
@@ -275,14 +276,20 @@ def ipset_members(cidrs: Iterable[str], family: int) -> frozenset[str]:
 
 
 class _Chain:
-    """Collects lines ``(match, target)`` of one chain and finishes them with comments."""
+    """Collects lines ``(match, target)`` of one chain and finishes them with comments.
 
-    def __init__(self, name: str) -> None:
+    Each line also records its origin: ``self.origin`` at the time it is added,
+    with ``role`` replaced when given."""
+
+    def __init__(self, name: str, origin: RuleOrigin) -> None:
         self.name = name
+        self.origin = origin
         self.lines: list[tuple[str, str]] = []
+        self.line_origins: list[RuleOrigin] = []
 
-    def add(self, match: str, target: str) -> None:
+    def add(self, match: str, target: str, role: str | None = None) -> None:
         self.lines.append((match.strip(), target.strip()))
+        self.line_origins.append(self.origin if role is None else replace(self.origin, role=role))
 
     def rules(self) -> tuple[str, ...]:
         out = []
@@ -292,28 +299,29 @@ class _Chain:
         return tuple(out)
 
 
-def _emit(chain: _Chain, m: _Match, targets: Sequence[str], marks: Marks) -> None:
+def _emit(chain: _Chain, m: _Match, targets: Sequence[str], marks: Marks, action_role: str = "action",
+          match_role: str = "match") -> None:
     plain = " ".join(t for _, t in m.plain)
     if not m.groups and not m.excludes:
         for target in targets:
-            chain.add(plain, target)
+            chain.add(plain, target, action_role)
         return
     cur, other = marks.scratch0, marks.scratch1
     both = cur | other
     if plain:
-        chain.add("", _set_mark(0, both))
-        chain.add(plain, _set_mark(cur, cur))
+        chain.add("", _set_mark(0, both), match_role)
+        chain.add(plain, _set_mark(cur, cur), match_role)
     else:
-        chain.add("", _set_mark(cur, both))
+        chain.add("", _set_mark(cur, both), match_role)
     for alt in m.excludes:
-        chain.add(f"{_is_mark(cur)} {' '.join(t for _, t in alt)}", _set_mark(0, cur))
+        chain.add(f"{_is_mark(cur)} {' '.join(t for _, t in alt)}", _set_mark(0, cur), match_role)
     for group in m.groups:
         for alt in group:
-            chain.add(f"{_is_mark(cur)} {' '.join(t for _, t in alt)}", _set_mark(other, other))
-        chain.add("", _set_mark(0, cur))
+            chain.add(f"{_is_mark(cur)} {' '.join(t for _, t in alt)}", _set_mark(other, other), match_role)
+        chain.add("", _set_mark(0, cur), match_role)
         cur, other = other, cur
     for target in targets:
-        chain.add(_is_mark(cur), target)
+        chain.add(_is_mark(cur), target, action_role)
 
 
 def _log_prefix(policy: str) -> str:
@@ -331,16 +339,23 @@ class _TableRenderer:
         self.chains: dict[str, tuple[str, ...]] = {}
         self.policy_idents: dict[tuple[Direction, str], Policy] = {}
         self.probes: dict[str, bool] = {}  # deny-probe chain -> whether it has rules
+        self.line_origins: dict[str, tuple[RuleOrigin, ...]] = {}  # chain -> origin of each line
+
+    def _store(self, chain: _Chain) -> tuple[str, ...]:
+        rules = chain.rules()
+        self.chains[chain.name] = rules
+        self.line_origins[chain.name] = tuple(chain.line_origins)
+        return rules
 
     def render(self) -> TableContent:
         mk = self.marks
-        accept = _Chain(names.ACCEPT_CHAIN)
+        accept = _Chain(names.ACCEPT_CHAIN, RuleOrigin(None, "any", None, None, "accept"))
         accept.add("", _set_mark(0, mk.all))
         accept.add("", "-j ACCEPT")
-        self.chains[names.ACCEPT_CHAIN] = accept.rules()
+        self._store(accept)
         hooks = []
         for direction, builtin, flag in ((Direction.INGRESS, "PREROUTING", "-i"), (Direction.EGRESS, "OUTPUT", "-o")):
-            dispatch = _Chain(names.dispatch_chain(direction))
+            dispatch = _Chain(names.dispatch_chain(direction), RuleOrigin(None, direction.value, None, None, "dispatch"))
             reply_candidates = self._failsafe(direction)
             for iface in self.state.interfaces:
                 if not has_rules(iface, direction):
@@ -348,9 +363,10 @@ class _TableRenderer:
                 ichain = names.interface_chain(direction, iface.name)
                 if ichain in self.chains:
                     continue  # duplicate interface entry: the first one wins, as in the oracle
+                dispatch.origin = replace(dispatch.origin, interface=iface.name)
                 dispatch.add(f"{flag} {iface.name}", f"-g {ichain}")
-                self.chains[ichain] = self._interface(ichain, direction, iface.policies, reply_candidates)
-            self.chains[dispatch.name] = dispatch.rules()
+                self._interface(ichain, direction, iface.name, iface.policies, reply_candidates)
+            self._store(dispatch)
             hooks.append((builtin, dispatch.name))
         return TableContent(family=self.family, chains=dict(self.chains), hooks=tuple(hooks))
 
@@ -364,14 +380,14 @@ class _TableRenderer:
             else (self.state.failsafe_out, self.state.failsafe_in)
         )
         remote = "-s" if ingress else "-d"
-        chain = _Chain(names.failsafe_chain(direction))
+        chain = _Chain(names.failsafe_chain(direction), RuleOrigin(None, direction.value, None, None, "failsafe"))
         for fp in self._failsafe_entries(own):
             chain.add(self._failsafe_match(fp, "--dports", remote), "-j ACCEPT")
         candidates = False
         for fp in self._failsafe_entries(replies):
             chain.add(self._failsafe_match(fp, "--sports", remote), _set_mark(mk.failsafe, mk.failsafe))
             candidates = True
-        self.chains[chain.name] = chain.rules()
+        self._store(chain)
         return candidates
 
     def _failsafe_entries(self, entries: Iterable[FailsafePort]) -> list[FailsafePort]:
@@ -397,10 +413,11 @@ class _TableRenderer:
         return ident
 
     def _interface(
-        self, name: str, direction: Direction, policies: Sequence[Policy], reply_candidates: bool
+        self, name: str, direction: Direction, ifname: str, policies: Sequence[Policy], reply_candidates: bool
     ) -> tuple[str, ...]:
         mk = self.marks
-        chain = _Chain(name)
+        base = RuleOrigin(ifname, direction.value, None, None, "interface")
+        chain = _Chain(name, base)
         chain.add("", _set_mark(0, mk.all))
         chain.add("", f"-j {names.failsafe_chain(direction)}")
         idents = [(self._policy_ident(direction, p), p) for p in policies if p.rules(direction)]
@@ -408,27 +425,32 @@ class _TableRenderer:
             for ident, policy in idents:
                 probe = self._deny_probe(direction, ident, policy)
                 if probe is not None:
-                    chain.add(_is_mark(mk.failsafe), f"-j {probe}")
+                    chain.origin = replace(base, policy=ident)
+                    chain.add(_is_mark(mk.failsafe), f"-j {probe}", "jump")
+                    chain.origin = base
             chain.add(_is_mark(mk.failsafe), f"-g {names.ACCEPT_CHAIN}")
         for ident, policy in idents:
             pchain = self._policy(direction, ident, policy)
-            chain.add(f"-m mark --mark 0x0/{_hex(mk.accept | mk.pass_)}", f"-j {pchain}")
+            chain.origin = replace(base, policy=ident)
+            chain.add(f"-m mark --mark 0x0/{_hex(mk.accept | mk.pass_)}", f"-j {pchain}", "jump")
+            chain.origin = base
         chain.add(_is_mark(mk.accept), "-j NOTRACK")
         chain.add(_is_mark(mk.accept), f"-g {names.ACCEPT_CHAIN}")
         chain.add("", _set_mark(0, mk.all))
-        return chain.rules()
+        return self._store(chain)
 
     def _deny_probe(self, direction: Direction, ident: str, policy: Policy) -> str | None:
         name = names.deny_probe_chain(direction, ident)
         if name not in self.probes:
-            chain = _Chain(name)
-            for rule in policy.rules(direction):
+            chain = _Chain(name, RuleOrigin(None, direction.value, ident, None, "probe"))
+            for index, rule in enumerate(policy.rules(direction)):
                 if rule.action is Action.DENY:
+                    chain.origin = replace(chain.origin, rule_index=index)
                     for m in self.compiler.compile(rule):
-                        _emit(chain, m, [_set_mark(0, self.marks.failsafe)], self.marks)
+                        _emit(chain, m, [_set_mark(0, self.marks.failsafe)], self.marks, "probe", "probe-match")
             self.probes[name] = bool(chain.lines)
             if chain.lines:
-                self.chains[name] = chain.rules()
+                self._store(chain)
         return name if self.probes[name] else None
 
     def _policy(self, direction: Direction, ident: str, policy: Policy) -> str:
@@ -436,8 +458,9 @@ class _TableRenderer:
         if name in self.chains:
             return name
         mk = self.marks
-        chain = _Chain(name)
-        for rule in policy.rules(direction):
+        chain = _Chain(name, RuleOrigin(None, direction.value, ident, None, "action"))
+        for index, rule in enumerate(policy.rules(direction)):
+            chain.origin = replace(chain.origin, rule_index=index)
             matches = self.compiler.compile(rule)
             if rule.action is Action.ALLOW:
                 targets = [_set_mark(mk.accept, mk.accept)]
@@ -451,13 +474,50 @@ class _TableRenderer:
                 _emit(chain, m, targets, mk)
                 if rule.action in (Action.ALLOW, Action.PASS):
                     bit = mk.accept if rule.action is Action.ALLOW else mk.pass_
-                    chain.add(_is_mark(bit), "-j RETURN")
-        self.chains[name] = chain.rules()
+                    chain.add(_is_mark(bit), "-j RETURN", "return")
+        self._store(chain)
         return name
 
 
 def render(state: UntrackedState, marks: Marks = DEFAULT_MARKS) -> RenderedRaw:
     """Our raw-table chains for IPv4 and IPv6, and the ipsets they reference."""
     ipsets: dict[str, IpSetContent] = {}
-    tables = {family: _TableRenderer(state, family, marks, ipsets).render() for family in (4, 6)}
-    return RenderedRaw(tables=tables, ipsets=dict(sorted(ipsets.items())))
+    tables: dict[int, TableContent] = {}
+    line_origins: dict[tuple[int, str], tuple[RuleOrigin, ...]] = {}
+    by_comment: dict[str, list[RuleOrigin]] = {}
+    for family in (4, 6):
+        renderer = _TableRenderer(state, family, marks, ipsets)
+        table = tables[family] = renderer.render()
+        for chain, rules in table.chains.items():
+            origins = line_origins[(family, chain)] = renderer.line_origins[chain]
+            for rule, origin in zip(rules, origins, strict=True):
+                comment = our_comment(rule)
+                assert comment is not None
+                by_comment.setdefault(comment, []).append(origin)
+        for builtin, chain in table.hooks:
+            direction = "ingress" if chain == names.DISPATCH_INGRESS else "egress"
+            comment = our_comment(hook_rule(builtin, chain))
+            assert comment is not None
+            by_comment.setdefault(comment, []).append(RuleOrigin(None, direction, None, None, "hook"))
+    origins = {comment: _merge_origins(found) for comment, found in by_comment.items()}
+    return RenderedRaw(tables=tables, ipsets=dict(sorted(ipsets.items())), origins=origins,
+                       line_origins=line_origins)
+
+
+def _merge_origins(found: Sequence[RuleOrigin]) -> RuleOrigin:
+    """One origin for lines sharing a comment: the fields they disagree on become None."""
+    first = found[0]
+    if all(o == first for o in found):
+        return first
+
+    def same(attr: str) -> object:
+        values = {getattr(o, attr) for o in found}
+        return values.pop() if len(values) == 1 else None
+
+    return RuleOrigin(
+        interface=same("interface"),  # type: ignore[arg-type]
+        direction=same("direction") or "any",  # type: ignore[arg-type]
+        policy=same("policy"),  # type: ignore[arg-type]
+        rule_index=same("rule_index"),  # type: ignore[arg-type]
+        role=same("role") or "mixed",  # type: ignore[arg-type]
+    )
