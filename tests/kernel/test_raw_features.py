@@ -20,6 +20,7 @@ from seawall.policy.model import (
     Action,
     CidrSet,
     EntityMatch,
+    FailsafePort,
     IcmpMatch,
     InterfacePolicy,
     Policy,
@@ -136,3 +137,20 @@ def test_egress_policy_drops_locally_generated_traffic(lab: Lab) -> None:
         got_blocked, got_allowed = to_blocked.stop(), to_allowed.stop()
     assert sum(got_blocked.values()) == 0 and refused[BLOCKED] == 10
     assert sum(got_allowed.values()) == 10 and refused[ALLOWED] == 0
+
+
+def test_outbound_failsafe_port_passes_an_egress_deny(lab: Lab) -> None:
+    state = UntrackedState(
+        interfaces=(InterfacePolicy(lab.iface, (Policy("out", None, egress=(
+            Rule(Action.DENY, destination=EntityMatch(nets=(f"{BLOCKED}/32",))),)),)),),
+        sets={},
+        failsafe_out=(FailsafePort(17, PORT),),
+    )
+    report = lab.driver.reconcile(render(state))
+    assert not report.errors, report.errors
+    refused = {}
+    for port in (PORT, PORT + 1):
+        out = subprocess.run(["ip", "netns", "exec", lab.victim, sys.executable, "-c", SEND_COUNTING_REFUSALS, BLOCKED, str(port), "5"],
+                             capture_output=True, text=True, check=True, timeout=30).stdout
+        refused[port] = int(out)
+    assert refused == {PORT: 0, PORT + 1: 5}  # the failsafe destination port goes out; the rest is denied
