@@ -509,15 +509,15 @@ def _merge_origins(found: Sequence[RuleOrigin]) -> RuleOrigin:
     first = found[0]
     if all(o == first for o in found):
         return first
-
-    def same(attr: str) -> object:
-        values = {getattr(o, attr) for o in found}
-        return values.pop() if len(values) == 1 else None
-
+    interfaces = {o.interface for o in found}
+    directions = {o.direction for o in found}
+    policies = {o.policy for o in found}
+    indexes = {o.rule_index for o in found}
+    roles = {o.role for o in found}
     return RuleOrigin(
-        interface=same("interface"),  # type: ignore[arg-type]
-        direction=same("direction") or "any",  # type: ignore[arg-type]
-        policy=same("policy"),  # type: ignore[arg-type]
-        rule_index=same("rule_index"),  # type: ignore[arg-type]
-        role=same("role") or "mixed",  # type: ignore[arg-type]
+        interface=interfaces.pop() if len(interfaces) == 1 else None,
+        direction=directions.pop() if len(directions) == 1 else "any",
+        policy=policies.pop() if len(policies) == 1 else None,
+        rule_index=indexes.pop() if len(indexes) == 1 else None,
+        role=roles.pop() if len(roles) == 1 else "mixed",
     )
