@@ -148,6 +148,8 @@ def rules(draw: st.DrawFn) -> Rule:
     return Rule(
         action=draw(st.sampled_from([Action.DENY, Action.DENY, Action.ALLOW, Action.PASS, Action.LOG])),
         protocol=protocol,
+        not_protocol=draw(st.sampled_from([None, None, 6, 17])) if protocol is None else None,
+        ip_version=draw(st.sampled_from([None, None, 4, 6])) if not (fields.get("nets") or fields.get("not_nets")) else None,
         source=EntityMatch(nets=fields.get("nets", ()), not_nets=fields.get("not_nets", ()), sets=fields.get("sets", ()),
                            not_sets=fields.get("not_sets", ()), ports=fields.get("src_ports", ())),
         destination=EntityMatch(ports=fields.get("ports", ()), not_ports=fields.get("not_ports", ())),
