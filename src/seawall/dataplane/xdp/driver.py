@@ -40,6 +40,7 @@ from seawall.dataplane.xdp.loader import (
     replace_program_pin,
     seawall_root,
 )
+from seawall.dataplane.xdp.desired import InterfaceBlocklist, XdpDesiredState
 from seawall.dataplane.xdp.maps import DEFAULT_HIT_SHIFT, KEY_SIZES, VALUE_SIZES, Counters
 from seawall.dataplane.xdp.modes import FALLBACK_MODE, XdpMode, plan_modes
 from seawall.dataplane.xdp.tables import BlocklistTables, Compiled, MapKind
@@ -52,24 +53,6 @@ MODE_FLAGS = {
     XdpMode.GENERIC: libbpf.XDP_FLAGS_SKB_MODE,
 }
 BULK_THRESHOLD = 2048  # changes above this go through a bulk replace
-
-
-@dataclass(frozen=True, slots=True)
-class InterfaceBlocklist:
-    """What one interface must drop in XDP. ``cidrs`` are canonical strings
-    (``str(ipaddress.ip_network(c, strict=False))``): the driver diffs them as
-    strings between reconciles, so two spellings of one CIDR would confuse it."""
-
-    name: str
-    cidrs: frozenset[str]
-    failsafe: frozenset[tuple[int, int]]  # (IP protocol, destination port) always passed
-
-
-@dataclass(frozen=True, slots=True)
-class XdpDesiredState:
-    interfaces: tuple[InterfaceBlocklist, ...]
-    xdp_enabled: bool = True
-    generic_enabled: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,311 @@
+"""compute(snapshot, node, interfaces) -> DesiredState. Pure, deterministic, no history.
+
+Choices worth knowing:
+* Interface resolution follows Calico (reference §2.5): a HEP with an explicit
+  ``interfaceName`` matches that interface if the node has it; a HEP with an
+  empty name matches every interface holding one of its ``expectedIPs``;
+  among the HEPs matching an interface the lexically smallest name wins.
+  ``"*"`` HEPs (which Seawall, unlike Calico, supports with doNotTrack) apply
+  to every non-loopback interface that no specific HEP claims; among several
+  ``"*"`` HEPs the smallest name wins. Loopback = the interface named ``lo``
+  or one whose addresses are all loopback addresses.
+* Named ports (``ports: [http]``) cannot be resolved without the endpoints'
+  port maps: a rule using one is dropped (treated as matching nothing, as a
+  dangling reference is) and a warning names it.
+* ``types`` decides which directions of a policy apply; without ``types``, a
+  direction applies if it has rules.
+* Only interfaces with at least one doNotTrack policy appear in
+  ``untracked.interfaces``; only those with ingress rules appear in
+  ``xdp.interfaces`` (even with no eligible CIDR, so the program stays
+  attached and counting while a set is briefly empty).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+from seawall.api import models
+from seawall.api.felix import EffectiveFelixConfig, config_name_for_node, effective_config
+from seawall.api.protocols import protocol_number
+from seawall.calc.eligibility import RuleDecision, interface_eligibility, parse_cidr
+from seawall.calc.snapshot import NodeInterfaces, Snapshot
+from seawall.dataplane.xdp.desired import InterfaceBlocklist, XdpDesiredState
+from seawall.policy.model import (
+    Action,
+    CidrSet,
+    EntityMatch,
+    FailsafePort,
+    IcmpMatch,
+    InterfacePolicy,
+    Policy,
+    PortRange,
+    Rule,
+    UntrackedState,
+    policy_sort_key,
+)
+from seawall.selector import Selector, parse
+
+FAILSAFE_PROTOCOLS = {"TCP": 6, "UDP": 17, "SCTP": 132}
+LOOPBACK = "lo"
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceDecisions:
+    """What was decided for one local interface: its host endpoint, its
+    policies in order, and per ingress rule where it is enforced and why."""
+
+    name: str
+    host_endpoint: str
+    policies: tuple[str, ...]
+    rules: tuple[RuleDecision, ...]
+    xdp_cidrs: frozenset[str]
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    untracked: UntrackedState
+    xdp: XdpDesiredState
+    config: EffectiveFelixConfig
+    decisions: tuple[InterfaceDecisions, ...] = ()
+    not_enforced: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    invalid: tuple[tuple[str, str, str], ...] = ()
+
+    def decisions_for(self, interface: str) -> InterfaceDecisions | None:
+        return next((d for d in self.decisions if d.name == interface), None)
+
+
+@lru_cache(maxsize=4096)
+def _selector(text: str | None) -> Selector:
+    return parse(text or "")
+
+
+def _labels(resource: models._Resource) -> Mapping[str, str]:
+    return resource.metadata.labels or {}
+
+
+def _canonical(text: str) -> str:
+    return parse_cidr(text).text
+
+
+def _host_cidr(text: str) -> str | None:
+    try:
+        addr = ipaddress.ip_interface(text).ip
+    except ValueError:
+        return None
+    return f"{addr}/{addr.max_prefixlen}"
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_interface(text).ip
+    except ValueError:
+        return None
+
+
+# ------------------------------------------------------------------ interfaces
+
+
+def _is_loopback(name: str, addresses: tuple[str, ...]) -> bool:
+    if name == LOOPBACK:
+        return True
+    parsed = [a for a in map(_address, addresses) if a is not None]
+    return bool(parsed) and all(a.is_loopback for a in parsed)
+
+
+def resolve_interfaces(heps: Mapping[str, models.HostEndpoint], interfaces: NodeInterfaces) -> dict[str, str]:
+    """interface name -> name of the HEP that owns it (local HEPs only)."""
+    owners: dict[str, str] = {}
+    wildcard = sorted(n for n, h in heps.items() if h.spec.interfaceName == "*")
+    for iface, addresses in sorted(interfaces.addresses.items()):
+        held = {a for a in map(_address, addresses) if a is not None}
+        matching = []
+        for name, hep in heps.items():
+            wanted = hep.spec.interfaceName
+            if wanted == "*":
+                continue
+            if wanted:
+                if wanted == iface:
+                    matching.append(name)
+            elif any(_address(ip) in held for ip in hep.spec.expectedIPs or ()):
+                matching.append(name)
+        if matching:
+            owners[iface] = min(matching)
+        elif wildcard and not _is_loopback(iface, addresses):
+            owners[iface] = wildcard[0]
+    return owners
+
+
+# ------------------------------------------------------------------ rules
+
+
+class _Translator:
+    def __init__(self, snapshot: Snapshot, warnings: list[str]) -> None:
+        self.snapshot = snapshot
+        self.warnings = warnings
+        self.sets: dict[str, CidrSet] = {}
+
+    def set_for(self, text: str) -> str:
+        selector = _selector(text)
+        set_id = selector.unique_id()
+        if set_id not in self.sets:
+            members: set[str] = set()
+            for gns in self.snapshot.gns.values():
+                if selector.evaluate(_labels(gns)):
+                    members.update(_canonical(n) for n in gns.spec.nets or ())
+            for hep in self.snapshot.hep.values():
+                if selector.evaluate(_labels(hep)):
+                    members.update(c for c in map(_host_cidr, hep.spec.expectedIPs or ()) if c)
+            self.sets[set_id] = CidrSet(set_id, frozenset(members))
+        return set_id
+
+    def ports(self, values: list[int | str] | None) -> tuple[PortRange, ...] | None:
+        """None when a named port makes the rule untranslatable."""
+        out: list[PortRange] = []
+        for value in values or ():
+            if isinstance(value, int):
+                out.append(PortRange(value, value))
+            elif ":" in value:
+                low, _, high = value.partition(":")
+                out.append(PortRange(int(low), int(high)))
+            elif value.isdigit():
+                out.append(PortRange(int(value), int(value)))
+            else:
+                return None
+        return tuple(out)
+
+    def entity(self, entity: models.EntityRule | None) -> EntityMatch | None:
+        if entity is None:
+            return EntityMatch()
+        ports = self.ports(entity.ports)
+        not_ports = self.ports(entity.notPorts)
+        if ports is None or not_ports is None:
+            return None
+        return EntityMatch(
+            nets=tuple(_canonical(n) for n in entity.nets or ()),
+            not_nets=tuple(_canonical(n) for n in entity.notNets or ()),
+            sets=(self.set_for(entity.selector),) if entity.selector else (),
+            not_sets=(self.set_for(entity.notSelector),) if entity.notSelector else (),
+            ports=ports,
+            not_ports=not_ports,
+        )
+
+    def rule(self, policy: str, where: str, rule: models.Rule) -> Rule | None:
+        source = self.entity(rule.source)
+        destination = self.entity(rule.destination)
+        if source is None or destination is None:
+            self.warnings.append(
+                f"GlobalNetworkPolicy {policy}: {where}: named ports are not supported; the rule is ignored"
+            )
+            return None
+        return Rule(
+            action=Action(rule.action),
+            ip_version=rule.ipVersion,
+            protocol=protocol_number(rule.protocol) if rule.protocol is not None else None,
+            not_protocol=protocol_number(rule.notProtocol) if rule.notProtocol is not None else None,
+            icmp=IcmpMatch(rule.icmp.type, rule.icmp.code) if rule.icmp is not None else None,
+            not_icmp=IcmpMatch(rule.notICMP.type, rule.notICMP.code) if rule.notICMP is not None else None,
+            source=source,
+            destination=destination,
+            annotations=tuple(sorted(((rule.metadata and rule.metadata.annotations) or {}).items())),
+        )
+
+    def policy(self, gnp: models.GlobalNetworkPolicy) -> Policy:
+        spec = gnp.spec
+        name = gnp.metadata.name
+        directions: dict[str, tuple[Rule, ...]] = {}
+        for direction, type_name in (("ingress", "Ingress"), ("egress", "Egress")):
+            rules = getattr(spec, direction) or []
+            applies = type_name in spec.types if spec.types is not None else bool(rules)
+            translated = [self.rule(name, f"{direction}[{i}]", r) for i, r in enumerate(rules)] if applies else []
+            directions[direction] = tuple(r for r in translated if r is not None)
+        return Policy(name, spec.order, directions["ingress"], directions["egress"])
+
+
+# ------------------------------------------------------------------ compute
+
+
+def _failsafe(ports: tuple, warnings: list[str], which: str) -> tuple[FailsafePort, ...]:
+    out: list[FailsafePort] = []
+    for entry in ports:
+        number = FAILSAFE_PROTOCOLS.get(entry.protocol.upper())
+        if number is None:
+            warnings.append(f"FelixConfiguration: {which}: unknown protocol {entry.protocol!r}; entry ignored")
+            continue
+        out.append(FailsafePort(number, entry.port, _canonical(entry.net) if entry.net else None))
+    return tuple(out)
+
+
+def compute(snapshot: Snapshot, node: str, interfaces: NodeInterfaces) -> DesiredState:
+    warnings: list[str] = []
+    config = effective_config(snapshot.felix.get("default"), snapshot.felix.get(config_name_for_node(node)))
+    failsafe_in = _failsafe(config.failsafeInboundHostPorts, warnings, "failsafeInboundHostPorts")
+    failsafe_out = _failsafe(config.failsafeOutboundHostPorts, warnings, "failsafeOutboundHostPorts")
+
+    tracked = sorted(n for n, p in snapshot.gnp.items() if not p.spec.doNotTrack)
+    untracked_gnps = [p for _, p in sorted(snapshot.gnp.items()) if p.spec.doNotTrack]
+    translator = _Translator(snapshot, warnings)
+    policies = sorted((translator.policy(p) for p in untracked_gnps), key=policy_sort_key)
+    by_name = {p.metadata.name: p for p in untracked_gnps}
+
+    local = {n: h for n, h in snapshot.hep.items() if h.spec.node == node}
+    owners = resolve_interfaces(local, interfaces)
+
+    iface_policies: list[InterfacePolicy] = []
+    heps_of: dict[str, str] = {}
+    for iface, hep_name in sorted(owners.items()):
+        labels = _labels(local[hep_name])
+        chosen = tuple(p for p in policies if _selector(by_name[p.name].spec.selector).evaluate(labels))
+        heps_of[iface] = hep_name
+        if chosen:
+            iface_policies.append(InterfacePolicy(iface, chosen))
+
+    used = {
+        s
+        for ip in iface_policies
+        for p in ip.policies
+        for r in (*p.ingress, *p.egress)
+        for s in (*r.source.sets, *r.source.not_sets, *r.destination.sets, *r.destination.not_sets)
+    }
+    sets = {k: v for k, v in sorted(translator.sets.items()) if k in used}
+    untracked = UntrackedState(tuple(iface_policies), sets, failsafe_in, failsafe_out)
+
+    decisions: list[InterfaceDecisions] = []
+    blocklists: list[InterfaceBlocklist] = []
+    pairs = frozenset((f.protocol, f.port) for f in failsafe_in)
+    for iface, hep_name in sorted(heps_of.items()):
+        ip = untracked.interface(iface)
+        if ip is None:
+            decisions.append(InterfaceDecisions(iface, hep_name, (), (), frozenset()))
+            continue
+        result = interface_eligibility(untracked, ip)
+        decisions.append(
+            InterfaceDecisions(iface, hep_name, tuple(p.name for p in ip.policies), result.rules, result.cidrs)
+        )
+        if any(p.ingress for p in ip.policies):
+            blocklists.append(InterfaceBlocklist(iface, result.cidrs, pairs))
+    for name, hep in sorted(local.items()):
+        wanted = hep.spec.interfaceName
+        if _hep_unused(name, heps_of):
+            if wanted and wanted != "*" and wanted not in interfaces.addresses:
+                warnings.append(f"HostEndpoint {name}: interface {wanted!r} does not exist on node {node}")
+            elif not wanted:
+                warnings.append(f"HostEndpoint {name}: no interface of node {node} holds its expectedIPs")
+
+    xdp = XdpDesiredState(tuple(blocklists), config.xdpEnabled, config.genericXDPEnabled)
+    return DesiredState(
+        untracked=untracked,
+        xdp=xdp,
+        config=config,
+        decisions=tuple(decisions),
+        not_enforced=tuple(tracked),
+        warnings=tuple(warnings),
+        invalid=snapshot.invalid,
+    )
+
+
+def _hep_unused(name: str, owners: Mapping[str, str]) -> bool:
+    return name not in owners.values()
