@@ -352,6 +352,56 @@ def validate(files: tuple[str, ...], recursive: bool) -> None:
     click.echo(_summary("validated", [item.key for item in items]))
 
 
+@cli.command()
+@click.option("--node", default=None, help="This node's name (default: the hostname).")
+@click.option("--bpffs", default="/sys/fs/bpf", show_default=True, type=click.Path(), help="bpffs root for pins.")
+@click.option("--run-dir", default="/run/seawall", show_default=True, type=click.Path(), help="Where status is published.")
+@click.option("--cleanup", "do_cleanup", is_flag=True, help="Remove everything Seawall installed, then exit.")
+@click.pass_context
+def agent(ctx: click.Context, node: str | None, bpffs: str, run_dir: str, do_cleanup: bool) -> None:
+    """Run the node agent: watch the datastore, enforce untracked policy in XDP and iptables raw."""
+    import logging
+    import signal
+    import socket as _socket
+    from pathlib import Path
+
+    from seawall.agent.loop import Agent, AgentOptions
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    options = AgentOptions(node or _socket.gethostname(), Path(bpffs), Path(run_dir))
+    with _store(ctx) as store:
+        daemon = Agent(store, options)
+        if do_cleanup:
+            daemon.cleanup()
+            click.echo("Seawall's XDP programs, pins, chains and ipsets removed")
+            return
+        signal.signal(signal.SIGTERM, lambda *_: daemon.stop.set())
+        signal.signal(signal.SIGINT, lambda *_: daemon.stop.set())
+        daemon.run()
+
+
+@cli.command()
+@click.option("--run-dir", default="/run/seawall", show_default=True, type=click.Path())
+@click.option("-o", "--output", "fmt", type=click.Choice(["json", "table"]), default="table", show_default=True)
+def status(run_dir: str, fmt: str) -> None:
+    """Show what the agent enforces: mode per interface, why, and counters."""
+    from pathlib import Path
+
+    path = Path(run_dir) / "status.json"
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CliError(f"no agent status at {path} (is `seawall agent` running with --run-dir {run_dir}?)") from None
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(f"node {data.get('node')}  inSync {str(data.get('inSync')).lower()}  revision {data.get('revision', '-')}")
+    for entry in data.get("interfaces", []):
+        c = entry.get("counters", {})
+        click.echo(f"{entry['name']:<16} {entry['mode']:<13} dropped {c.get('dropped', 0):<10} passed {c.get('passed', 0):<10} "
+                   f"failsafe {c.get('failsafe', 0)}  {entry.get('reason', '')}")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
     try:

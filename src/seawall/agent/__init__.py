@@ -1,0 +1,1 @@
+"""The per-node agent (Felix's role): datastore -> calculation -> XDP and raw dataplanes."""
