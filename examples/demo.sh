@@ -25,4 +25,11 @@ if seawall apply -f examples/dos-mitigation.yaml -f tests/data/bad/bad-cidr.yaml
 fi
 step get gns -o wide
 
-echo; echo "Demo complete. (Kernel enforcement by 'seawall agent' arrives with the agent issue.)"
+echo; echo "Part 1 complete: the CLI round trip."
+
+if [ "$(id -u)" = "0" ]; then
+  echo; echo "# Part 2: the recipe under a real flood, in network namespaces."
+  .venv/bin/python examples/demo_attack.py
+else
+  echo "Part 2 (a real flood in network namespaces) needs root; skipped."
+fi
