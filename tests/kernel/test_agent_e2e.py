@@ -77,8 +77,10 @@ class World:
                               capture_output=True, text=True, timeout=60)
 
     def status(self) -> dict:
-        return json.loads(subprocess.run([sys.executable, "-m", "seawall", "status", "--run-dir", str(self.run_dir), "-o", "json"],
-                                         capture_output=True, text=True, check=True, timeout=30).stdout)
+        """The agent's status, or {} before it has published any."""
+        out = subprocess.run([sys.executable, "-m", "seawall", "status", "--run-dir", str(self.run_dir), "-o", "json"],
+                             capture_output=True, text=True, timeout=30)
+        return json.loads(out.stdout) if out.returncode == 0 else {}
 
     def traffic(self, sources: list[str], count: int = 30) -> dict[str, int]:
         with udp_receiver(self.victim, VICTIM, PORT) as rx:
@@ -135,3 +137,22 @@ def test_seed_recipe_end_to_end(world: World) -> None:
                         "--cleanup", "--node", NODE, "--bpffs", str(world.fs), "--run-dir", str(world.run_dir)],
                        capture_output=True, timeout=60)
     assert world.traffic([BLOCKED], count=5)[BLOCKED] == 5  # clean-up removed everything
+
+
+def test_an_interface_that_appears_later_is_protected(world: World) -> None:
+    late = unique_name("swl")
+    assert world.cli("apply", "-f", "-", stdin=seed(late, [f"{BLOCKED}/32"])).returncode == 0
+    agent = start_agent(world)
+    try:
+        assert wait_until(lambda: world.status().get("inSync") is True, timeout=30)
+        with veth_pair(world.victim, world.attacker, name_a=late, addr_a="10.91.0.1/24", addr_b="10.91.0.2/24"):
+            def protected() -> bool:
+                entry = next((i for i in world.status().get("interfaces", []) if i["name"] == late), None)
+                return entry is not None and entry["mode"] == "xdp-native"
+            assert wait_until(protected, timeout=15), world.status()
+    finally:
+        agent.kill()
+        agent.wait(timeout=10)
+        subprocess.run(["ip", "netns", "exec", world.victim, sys.executable, "-m", "seawall", "--datastore", world.db, "agent",
+                        "--cleanup", "--node", NODE, "--bpffs", str(world.fs), "--run-dir", str(world.run_dir)],
+                       capture_output=True, timeout=60)

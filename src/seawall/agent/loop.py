@@ -21,7 +21,7 @@ from typing import Any
 
 from seawall.agent.links import read_interfaces
 from seawall.agent.syncer import Syncer
-from seawall.calc import Snapshot, compute
+from seawall.calc import NodeInterfaces, Snapshot, compute
 from seawall.dataplane.iptables.dataplane import RawDataplane
 from seawall.dataplane.xdp.desired import XdpDesiredState
 from seawall.dataplane.xdp.driver import XdpDriver
@@ -50,6 +50,7 @@ class Agent:
         self.stop = threading.Event()
         self.status: dict[str, Any] = {"node": options.node, "inSync": False, "interfaces": []}
         self._last_refresh = 0.0
+        self._interfaces: NodeInterfaces | None = None
 
     def run(self) -> None:
         self.options.run_dir.mkdir(parents=True, exist_ok=True)
@@ -67,6 +68,8 @@ class Agent:
                     self.syncer.changed.clear()
                     self.reconcile(verify=refresh_due and not triggered)
                 if time.monotonic() - last_status >= STATUS_INTERVAL_S:
+                    if self.syncer.in_sync and read_interfaces() != self._interfaces:
+                        self.reconcile()  # a link or address appeared or went away
                     self._update_counters()
                     self._write_status()
                     last_status = time.monotonic()
@@ -80,7 +83,8 @@ class Agent:
     def reconcile(self, *, verify: bool = False) -> None:
         started = time.monotonic()
         snapshot = Snapshot.from_stored(self.syncer.items())
-        desired = compute(snapshot, self.options.node, read_interfaces())
+        self._interfaces = read_interfaces()
+        desired = compute(snapshot, self.options.node, self._interfaces)
         config = desired.config
         if self.raw is None:
             self.raw = RawDataplane(self.options.iptables_backend or config.iptablesBackend)
