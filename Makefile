@@ -15,7 +15,7 @@ DEMO_DB ?= /tmp/seawall-demo/seawall.db
 BPF_OBJ := src/seawall/dataplane/xdp/bpf/blocklist.bpf.o
 BPF_SRC := src/seawall/dataplane/xdp/bpf/blocklist.bpf.c
 
-.PHONY: demo test setup apt bench bench-xdp bench-apply bench-raw clean
+.PHONY: demo test setup apt bench bench-xdp bench-apply bench-raw bench-agent clean
 
 setup: $(STAMP) $(BPF_OBJ)
 
@@ -40,12 +40,15 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q
 
-bench: bench-apply bench-xdp bench-raw
+bench: bench-apply bench-xdp bench-raw bench-agent
 
 bench-apply: setup
 	$(PY) bench/apply_million.py
 
 # Quick (< 2 min): writes bench/results/xdp.json and docs/benchmarks/xdp.*; add ARGS=--full for more rounds.
+bench-agent: setup
+	$(PY) bench/agent_latency.py
+
 bench-xdp: setup
 	$(PY) bench/xdp.py $(ARGS)
 

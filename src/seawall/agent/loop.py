@@ -89,8 +89,9 @@ class Agent:
         if self.raw is None:
             self.raw = RawDataplane(self.options.iptables_backend or config.iptablesBackend)
         xdp_state = XdpDesiredState(desired.xdp.interfaces, config.xdpEnabled, config.genericXDPEnabled)
-        raw_reports = self.raw.reconcile(desired.untracked)
+        # XDP first: it is the fast path (map writes); raw needs iptables/ipset processes.
         xdp_reports = self.xdp.reconcile(xdp_state, verify=verify)
+        raw_reports = self.raw.reconcile(desired.untracked)
         interfaces = []
         for decision in desired.decisions:
             xdp_report = xdp_reports.get(decision.name)
