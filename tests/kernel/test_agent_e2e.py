@@ -156,3 +156,25 @@ def test_an_interface_that_appears_later_is_protected(world: World) -> None:
         subprocess.run(["ip", "netns", "exec", world.victim, sys.executable, "-m", "seawall", "--datastore", world.db, "agent",
                         "--cleanup", "--node", NODE, "--bpffs", str(world.fs), "--run-dir", str(world.run_dir)],
                        capture_output=True, timeout=60)
+
+
+def test_bad_data_in_the_datastore_is_reported_and_never_weakens_enforcement(world: World) -> None:
+    from seawall.datastore import SqliteDatastore
+
+    assert world.cli("apply", "-f", "-", stdin=seed(world.iface, [f"{BLOCKED}/32"])).returncode == 0
+    agent = start_agent(world)
+    try:
+        assert wait_until(lambda: any(i.get("mode") == "xdp-native" for i in world.status().get("interfaces", [])), timeout=30)
+        with SqliteDatastore(world.db.removeprefix("sqlite://")) as store:  # someone writes garbage past the CLI
+            kv = store.get("GlobalNetworkSet", "dos-mitigation")
+            store.update("GlobalNetworkSet", "dos-mitigation", {**kv.value, "spec": {"nets": ["not-a-cidr"]}}, kv.mod_revision)
+        assert wait_until(lambda: any(i["name"] == "dos-mitigation" for i in world.status().get("invalid", [])), timeout=10)
+        entry = next(i for i in world.status()["invalid"] if i["name"] == "dos-mitigation")
+        assert entry["action"] == "kept the last valid version" and "not-a-cidr" in entry["reason"]
+        assert world.traffic([BLOCKED, ALLOWED]).get(BLOCKED, 0) == 0  # still enforced
+    finally:
+        agent.kill()
+        agent.wait(timeout=10)
+        subprocess.run(["ip", "netns", "exec", world.victim, sys.executable, "-m", "seawall", "--datastore", world.db, "agent",
+                        "--cleanup", "--node", NODE, "--bpffs", str(world.fs), "--run-dir", str(world.run_dir)],
+                       capture_output=True, timeout=60)

@@ -40,6 +40,10 @@ class AgentOptions:
     iptables_backend: str | None = None  # None: from FelixConfiguration
 
 
+def _resources(snapshot: Snapshot) -> list[Any]:
+    return [*snapshot.hep.values(), *snapshot.gns.values(), *snapshot.gnp.values(), *snapshot.felix.values()]
+
+
 class Agent:
     def __init__(self, store: Datastore, options: AgentOptions) -> None:
         self.store = store
@@ -51,6 +55,8 @@ class Agent:
         self.status: dict[str, Any] = {"node": options.node, "inSync": False, "interfaces": []}
         self._last_refresh = 0.0
         self._interfaces: NodeInterfaces | None = None
+        # (kind, name) -> (stored dict it was validated from, resource or None, reason it is invalid or None)
+        self._validated: dict[tuple[str, str], tuple[dict[str, Any], Any, str | None]] = {}
 
     def run(self) -> None:
         self.options.run_dir.mkdir(parents=True, exist_ok=True)
@@ -82,7 +88,7 @@ class Agent:
 
     def reconcile(self, *, verify: bool = False) -> None:
         started = time.monotonic()
-        snapshot = Snapshot.from_stored(self.syncer.items())
+        snapshot, invalid = self._snapshot(self.syncer.items())
         self._interfaces = read_interfaces()
         desired = compute(snapshot, self.options.node, self._interfaces)
         config = desired.config
@@ -112,13 +118,50 @@ class Agent:
             "interfaces": interfaces,
             "notEnforced": list(desired.not_enforced),
             "warnings": list(desired.warnings),
-            "invalid": [{"kind": k, "name": n, "reason": r} for k, n, r in desired.invalid],
+            "invalid": invalid,
             "refreshInterval": config.xdpRefreshInterval,
             "lastReconcileMs": round((time.monotonic() - started) * 1000, 2),
         })
         self._last_refresh = time.monotonic()
         self._update_counters()
         self._write_status()
+
+    def _snapshot(self, items: list[tuple[str, str, dict[str, Any]]]) -> tuple[Snapshot, list[dict[str, Any]]]:
+        """Validated resources, re-validating only what changed (a 1M-net set costs ~1 s
+        to validate). A resource whose stored data became invalid keeps its last valid
+        version: bad data is reported and never weakens what is enforced."""
+        valid, invalid = [], []
+        seen = set()
+        for kind, name, value in items:
+            key = (kind, name)
+            seen.add(key)
+            cached = self._validated.get(key)
+            if cached is None or cached[0] is not value:
+                single = Snapshot.from_stored([(kind, name, value)])
+                if single.invalid:
+                    reason = single.invalid[0][2]
+                    last = self._validated.get(key)
+                    kept = last is not None and last[1] is not None
+                    invalid.append({"kind": kind, "name": name, "reason": reason,
+                                    "action": "kept the last valid version" if kept else "ignored"})
+                    if kept:
+                        self._validated[key] = (value, last[1], reason)
+                    else:
+                        self._validated[key] = (value, None, reason)
+                    resource = self._validated[key][1]
+                else:
+                    resource = next(iter(_resources(single)))
+                    self._validated[key] = (value, resource, None)
+            else:
+                resource = cached[1]
+                if cached[2] is not None:
+                    invalid.append({"kind": kind, "name": name, "reason": cached[2],
+                                    "action": "kept the last valid version" if resource is not None else "ignored"})
+            if resource is not None:
+                valid.append(resource)
+        for key in set(self._validated) - seen:  # deleted from the datastore
+            del self._validated[key]
+        return Snapshot.of(valid), invalid
 
     def _update_counters(self) -> None:
         self.status["inSync"] = self.syncer.in_sync
