@@ -178,3 +178,34 @@ def test_bad_data_in_the_datastore_is_reported_and_never_weakens_enforcement(wor
         subprocess.run(["ip", "netns", "exec", world.victim, sys.executable, "-m", "seawall", "--datastore", world.db, "agent",
                         "--cleanup", "--node", NODE, "--bpffs", str(world.fs), "--run-dir", str(world.run_dir)],
                        capture_output=True, timeout=60)
+
+
+def test_kill_9_and_restart_under_a_flood_lets_nothing_through(world: World) -> None:
+    from seawall.testing.traffic import start_udp_sender
+
+    assert world.cli("apply", "-f", "-", stdin=seed(world.iface, [f"{BLOCKED}/32"])).returncode == 0
+    agent = start_agent(world)
+    second = None
+    try:
+        assert wait_until(lambda: any(i.get("mode") == "xdp-native" for i in world.status().get("interfaces", [])), timeout=30)
+        with udp_receiver(world.victim, VICTIM, PORT) as rx, \
+                start_udp_sender(world.attacker, [BLOCKED, ALLOWED], VICTIM, PORT, 8000, rate=4000):
+            time.sleep(0.3)
+            os.kill(agent.pid, signal.SIGKILL)
+            agent.wait(timeout=10)
+            time.sleep(0.3)
+            (world.run_dir / "status.json").unlink()
+            second = start_agent(world)
+            assert wait_until(lambda: any(i.get("mode") == "xdp-native" for i in world.status().get("interfaces", [])), timeout=30)
+            time.sleep(0.5)
+            counts = rx.stop()
+        assert counts.get(BLOCKED, 0) == 0  # nothing through: not while dead, not while adopting
+        assert counts.get(ALLOWED, 0) > 1000
+    finally:
+        for proc in (agent, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+        subprocess.run(["ip", "netns", "exec", world.victim, sys.executable, "-m", "seawall", "--datastore", world.db, "agent",
+                        "--cleanup", "--node", NODE, "--bpffs", str(world.fs), "--run-dir", str(world.run_dir)],
+                       capture_output=True, timeout=60)
