@@ -82,6 +82,15 @@ class World:
                              capture_output=True, text=True, timeout=30)
         return json.loads(out.stdout) if out.returncode == 0 else {}
 
+    def cleanup(self) -> None:
+        """`seawall agent --cleanup` on the protected host: remove everything Seawall installed."""
+        subprocess.run(["ip", "netns", "exec", self.victim, sys.executable, "-m", "seawall", "--datastore", self.db, "agent",
+                        "--cleanup", "--node", NODE, "--bpffs", str(self.fs), "--run-dir", str(self.run_dir)],
+                       capture_output=True, timeout=60)
+
+    def in_xdp(self) -> bool:
+        return any(i.get("mode") == "xdp-native" for i in self.status().get("interfaces", []))
+
     def traffic(self, sources: list[str], count: int = 30) -> dict[str, int]:
         with udp_receiver(self.victim, VICTIM, PORT) as rx:
             send_udp(self.attacker, sources, VICTIM, PORT, count, rate=3000)
@@ -133,9 +142,7 @@ def test_seed_recipe_end_to_end(world: World) -> None:
         if agent.poll() is None:
             agent.kill()
             agent.wait(timeout=10)
-        subprocess.run(["ip", "netns", "exec", world.victim, sys.executable, "-m", "seawall", "--datastore", world.db, "agent",
-                        "--cleanup", "--node", NODE, "--bpffs", str(world.fs), "--run-dir", str(world.run_dir)],
-                       capture_output=True, timeout=60)
+        world.cleanup()
     assert world.traffic([BLOCKED], count=5)[BLOCKED] == 5  # clean-up removed everything
 
 
@@ -153,9 +160,7 @@ def test_an_interface_that_appears_later_is_protected(world: World) -> None:
     finally:
         agent.kill()
         agent.wait(timeout=10)
-        subprocess.run(["ip", "netns", "exec", world.victim, sys.executable, "-m", "seawall", "--datastore", world.db, "agent",
-                        "--cleanup", "--node", NODE, "--bpffs", str(world.fs), "--run-dir", str(world.run_dir)],
-                       capture_output=True, timeout=60)
+        world.cleanup()
 
 
 def test_bad_data_in_the_datastore_is_reported_and_never_weakens_enforcement(world: World) -> None:
@@ -164,7 +169,7 @@ def test_bad_data_in_the_datastore_is_reported_and_never_weakens_enforcement(wor
     assert world.cli("apply", "-f", "-", stdin=seed(world.iface, [f"{BLOCKED}/32"])).returncode == 0
     agent = start_agent(world)
     try:
-        assert wait_until(lambda: any(i.get("mode") == "xdp-native" for i in world.status().get("interfaces", [])), timeout=30)
+        assert wait_until(world.in_xdp, timeout=30)
         with SqliteDatastore(world.db.removeprefix("sqlite://")) as store:  # someone writes garbage past the CLI
             kv = store.get("GlobalNetworkSet", "dos-mitigation")
             store.update("GlobalNetworkSet", "dos-mitigation", {**kv.value, "spec": {"nets": ["not-a-cidr"]}}, kv.mod_revision)
@@ -175,9 +180,7 @@ def test_bad_data_in_the_datastore_is_reported_and_never_weakens_enforcement(wor
     finally:
         agent.kill()
         agent.wait(timeout=10)
-        subprocess.run(["ip", "netns", "exec", world.victim, sys.executable, "-m", "seawall", "--datastore", world.db, "agent",
-                        "--cleanup", "--node", NODE, "--bpffs", str(world.fs), "--run-dir", str(world.run_dir)],
-                       capture_output=True, timeout=60)
+        world.cleanup()
 
 
 def test_kill_9_and_restart_under_a_flood_lets_nothing_through(world: World) -> None:
@@ -187,7 +190,7 @@ def test_kill_9_and_restart_under_a_flood_lets_nothing_through(world: World) -> 
     agent = start_agent(world)
     second = None
     try:
-        assert wait_until(lambda: any(i.get("mode") == "xdp-native" for i in world.status().get("interfaces", [])), timeout=30)
+        assert wait_until(world.in_xdp, timeout=30)
         with udp_receiver(world.victim, VICTIM, PORT) as rx, \
                 start_udp_sender(world.attacker, [BLOCKED, ALLOWED], VICTIM, PORT, 8000, rate=4000):
             time.sleep(0.3)
@@ -196,7 +199,7 @@ def test_kill_9_and_restart_under_a_flood_lets_nothing_through(world: World) -> 
             time.sleep(0.3)
             (world.run_dir / "status.json").unlink()
             second = start_agent(world)
-            assert wait_until(lambda: any(i.get("mode") == "xdp-native" for i in world.status().get("interfaces", [])), timeout=30)
+            assert wait_until(world.in_xdp, timeout=30)
             time.sleep(0.5)
             counts = rx.stop()
         assert counts.get(BLOCKED, 0) == 0  # nothing through: not while dead, not while adopting
@@ -206,6 +209,4 @@ def test_kill_9_and_restart_under_a_flood_lets_nothing_through(world: World) -> 
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait(timeout=10)
-        subprocess.run(["ip", "netns", "exec", world.victim, sys.executable, "-m", "seawall", "--datastore", world.db, "agent",
-                        "--cleanup", "--node", NODE, "--bpffs", str(world.fs), "--run-dir", str(world.run_dir)],
-                       capture_output=True, timeout=60)
+        world.cleanup()
