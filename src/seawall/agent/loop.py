@@ -15,13 +15,16 @@ import logging
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from seawall.agent.links import read_interfaces
+from seawall.agent.status import reconcile_status
 from seawall.agent.syncer import Syncer
-from seawall.calc import NodeInterfaces, Snapshot, compute
+from seawall.calc import CalcMemo, NodeInterfaces, compute
+from seawall.calc.validated import ValidatedResources
 from seawall.dataplane.iptables.dataplane import RawDataplane
 from seawall.dataplane.xdp.desired import XdpDesiredState
 from seawall.dataplane.xdp.driver import XdpDriver
@@ -40,10 +43,6 @@ class AgentOptions:
     iptables_backend: str | None = None  # None: from FelixConfiguration
 
 
-def _resources(snapshot: Snapshot) -> list[Any]:
-    return [*snapshot.hep.values(), *snapshot.gns.values(), *snapshot.gnp.values(), *snapshot.felix.values()]
-
-
 class Agent:
     def __init__(self, store: Datastore, options: AgentOptions) -> None:
         self.store = store
@@ -55,8 +54,8 @@ class Agent:
         self.status: dict[str, Any] = {"node": options.node, "inSync": False, "interfaces": []}
         self._last_refresh = 0.0
         self._interfaces: NodeInterfaces | None = None
-        # (kind, name) -> (stored dict it was validated from, resource or None, reason it is invalid or None)
-        self._validated: dict[tuple[str, str], tuple[dict[str, Any], Any, str | None]] = {}
+        self.validated = ValidatedResources()
+        self.memo = CalcMemo()
 
     def run(self) -> None:
         self.options.run_dir.mkdir(parents=True, exist_ok=True)
@@ -88,9 +87,9 @@ class Agent:
 
     def reconcile(self, *, verify: bool = False) -> None:
         started = time.monotonic()
-        snapshot, invalid = self._snapshot(self.syncer.items())
+        snapshot, invalid = self.validated.update(self.syncer.items())
         self._interfaces = read_interfaces()
-        desired = compute(snapshot, self.options.node, self._interfaces)
+        desired = compute(snapshot, self.options.node, self._interfaces, self.memo)
         config = desired.config
         if self.raw is None:
             self.raw = RawDataplane(self.options.iptables_backend or config.iptablesBackend)
@@ -98,70 +97,18 @@ class Agent:
         # XDP first: it is the fast path (map writes); raw needs iptables/ipset processes.
         xdp_reports = self.xdp.reconcile(xdp_state, verify=verify)
         raw_reports = self.raw.reconcile(desired.untracked)
-        interfaces = []
-        for decision in desired.decisions:
-            xdp_report = xdp_reports.get(decision.name)
-            raw_report = raw_reports.get(decision.name)
-            interfaces.append({
-                "name": decision.name,
-                "hostEndpoint": decision.host_endpoint,
-                "mode": xdp_report.mode if xdp_report else ("iptables-raw" if raw_report else "none"),
-                "reason": xdp_report.reason if xdp_report else "no doNotTrack ingress policy applies",
-                "xdpEntries": dict(xdp_report.entries) if xdp_report else {},
-                "rules": [asdict(rule) for rule in decision.rules],
-                "errors": list(xdp_report.errors if xdp_report else ()) + list(raw_report.errors if raw_report else ()),
-                "counters": {"dropped": 0, "passed": 0, "failsafe": 0},
-            })
+        self.status.update(reconcile_status(desired, xdp_reports, raw_reports))
         self.status.update({
             "inSync": self.syncer.in_sync,
             "revision": self.syncer.revision,
-            "interfaces": interfaces,
-            "notEnforced": list(desired.not_enforced),
-            "warnings": list(desired.warnings),
             "invalid": invalid,
+            "lastApplyTime": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
             "refreshInterval": config.xdpRefreshInterval,
             "lastReconcileMs": round((time.monotonic() - started) * 1000, 2),
         })
         self._last_refresh = time.monotonic()
         self._update_counters()
         self._write_status()
-
-    def _snapshot(self, items: list[tuple[str, str, dict[str, Any]]]) -> tuple[Snapshot, list[dict[str, Any]]]:
-        """Validated resources, re-validating only what changed (a 1M-net set costs ~1 s
-        to validate). A resource whose stored data became invalid keeps its last valid
-        version: bad data is reported and never weakens what is enforced."""
-        valid, invalid = [], []
-        seen = set()
-        for kind, name, value in items:
-            key = (kind, name)
-            seen.add(key)
-            cached = self._validated.get(key)
-            if cached is None or cached[0] is not value:
-                single = Snapshot.from_stored([(kind, name, value)])
-                if single.invalid:
-                    reason = single.invalid[0][2]
-                    last = self._validated.get(key)
-                    kept = last is not None and last[1] is not None
-                    invalid.append({"kind": kind, "name": name, "reason": reason,
-                                    "action": "kept the last valid version" if kept else "ignored"})
-                    if kept:
-                        self._validated[key] = (value, last[1], reason)
-                    else:
-                        self._validated[key] = (value, None, reason)
-                    resource = self._validated[key][1]
-                else:
-                    resource = next(iter(_resources(single)))
-                    self._validated[key] = (value, resource, None)
-            else:
-                resource = cached[1]
-                if cached[2] is not None:
-                    invalid.append({"kind": kind, "name": name, "reason": cached[2],
-                                    "action": "kept the last valid version" if resource is not None else "ignored"})
-            if resource is not None:
-                valid.append(resource)
-        for key in set(self._validated) - seen:  # deleted from the datastore
-            del self._validated[key]
-        return Snapshot.of(valid), invalid
 
     def _update_counters(self) -> None:
         self.status["inSync"] = self.syncer.in_sync

@@ -9,9 +9,11 @@ No I/O anywhere in this package.
 
 from seawall.calc.compute import DesiredState, InterfaceDecisions, compute
 from seawall.calc.eligibility import RuleDecision, RuleRef, XdpEligibility, xdp_eligibility
+from seawall.calc.memo import CalcMemo
 from seawall.calc.snapshot import NodeInterfaces, Snapshot
 
 __all__ = [
+    "CalcMemo",
     "DesiredState",
     "InterfaceDecisions",
     "NodeInterfaces",

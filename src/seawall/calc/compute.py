@@ -1,4 +1,4 @@
-"""compute(snapshot, node, interfaces) -> DesiredState. Pure, deterministic, no history.
+"""compute(snapshot, node, interfaces[, memo]) -> DesiredState. Pure and deterministic.
 
 Choices worth knowing:
 * Interface resolution follows Calico (reference §2.5): a HEP with an explicit
@@ -31,6 +31,7 @@ from seawall.api import models
 from seawall.api.felix import EffectiveFelixConfig, config_name_for_node, effective_config
 from seawall.api.protocols import protocol_number
 from seawall.calc.eligibility import RuleDecision, interface_eligibility, parse_cidr
+from seawall.calc.memo import CalcMemo, NoMemo
 from seawall.calc.snapshot import NodeInterfaces, Snapshot
 from seawall.dataplane.xdp.desired import InterfaceBlocklist, XdpDesiredState
 from seawall.policy.model import (
@@ -142,24 +143,36 @@ def resolve_interfaces(heps: Mapping[str, models.HostEndpoint], interfaces: Node
 # ------------------------------------------------------------------ rules
 
 
+def _union(parts: list[frozenset[str]]) -> frozenset[str]:
+    return parts[0] if len(parts) == 1 else frozenset().union(*parts)
+
+
 class _Translator:
-    def __init__(self, snapshot: Snapshot, warnings: list[str]) -> None:
+    def __init__(self, snapshot: Snapshot, warnings: list[str], memo: CalcMemo) -> None:
         self.snapshot = snapshot
         self.warnings = warnings
+        self.memo = memo
         self.sets: dict[str, CidrSet] = {}
+
+    def _members(self, resource: models.GlobalNetworkSet | models.HostEndpoint) -> frozenset[str]:
+        if isinstance(resource, models.GlobalNetworkSet):
+            nets = resource.spec.nets or ()
+            return self.memo.get("gns-members", (resource,), lambda: frozenset(map(_canonical, nets)))
+        ips = resource.spec.expectedIPs or ()
+        return self.memo.get("hep-members", (resource,), lambda: frozenset(c for c in map(_host_cidr, ips) if c))
 
     def set_for(self, text: str) -> str:
         selector = _selector(text)
         set_id = selector.unique_id()
         if set_id not in self.sets:
-            members: set[str] = set()
-            for gns in self.snapshot.gns.values():
-                if selector.evaluate(_labels(gns)):
-                    members.update(_canonical(n) for n in gns.spec.nets or ())
-            for hep in self.snapshot.hep.values():
-                if selector.evaluate(_labels(hep)):
-                    members.update(c for c in map(_host_cidr, hep.spec.expectedIPs or ()) if c)
-            self.sets[set_id] = CidrSet(set_id, frozenset(members))
+            parts = [
+                self._members(resource)
+                for resource in (*self.snapshot.gns.values(), *self.snapshot.hep.values())
+                if selector.evaluate(_labels(resource))
+            ]
+            parts = [p for p in parts if p] or [frozenset()]
+            cidrs = self.memo.get("set", tuple(parts), lambda: _union(parts))
+            self.sets[set_id] = CidrSet(set_id, cidrs)
         return set_id
 
     def ports(self, values: list[int | str] | None) -> tuple[PortRange, ...] | None:
@@ -239,7 +252,18 @@ def _failsafe(ports: tuple, warnings: list[str], which: str) -> tuple[FailsafePo
     return tuple(out)
 
 
-def compute(snapshot: Snapshot, node: str, interfaces: NodeInterfaces) -> DesiredState:
+def compute(snapshot: Snapshot, node: str, interfaces: NodeInterfaces, memo: CalcMemo | None = None) -> DesiredState:
+    """The desired state of ``node``. With a ``CalcMemo`` shared across calls
+    (the agent), work on resources that are the same objects as last time is
+    reused; the result is identical either way."""
+    memo = memo if memo is not None else NoMemo()
+    try:
+        return _compute(snapshot, node, interfaces, memo)
+    finally:
+        memo.sweep()
+
+
+def _compute(snapshot: Snapshot, node: str, interfaces: NodeInterfaces, memo: CalcMemo) -> DesiredState:
     warnings: list[str] = []
     config = effective_config(snapshot.felix.get("default"), snapshot.felix.get(config_name_for_node(node)))
     failsafe_in = _failsafe(config.failsafeInboundHostPorts, warnings, "failsafeInboundHostPorts")
@@ -247,7 +271,7 @@ def compute(snapshot: Snapshot, node: str, interfaces: NodeInterfaces) -> Desire
 
     tracked = sorted(n for n, p in snapshot.gnp.items() if not p.spec.doNotTrack)
     untracked_gnps = [p for _, p in sorted(snapshot.gnp.items()) if p.spec.doNotTrack]
-    translator = _Translator(snapshot, warnings)
+    translator = _Translator(snapshot, warnings, memo)
     policies = sorted((translator.policy(p) for p in untracked_gnps), key=policy_sort_key)
     by_name = {p.metadata.name: p for p in untracked_gnps}
 
@@ -281,7 +305,7 @@ def compute(snapshot: Snapshot, node: str, interfaces: NodeInterfaces) -> Desire
         if ip is None:
             decisions.append(InterfaceDecisions(iface, hep_name, (), (), frozenset()))
             continue
-        result = interface_eligibility(untracked, ip)
+        result = interface_eligibility(untracked, ip, memo)
         decisions.append(
             InterfaceDecisions(iface, hep_name, tuple(p.name for p in ip.policies), result.rules, result.cidrs)
         )

@@ -32,6 +32,7 @@ from operator import attrgetter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from seawall.calc.memo import CalcMemo, NoMemo
 from seawall.policy.model import Action, InterfacePolicy, Rule, UntrackedState
 from seawall.policy.verdict import references_missing_set
 
@@ -84,7 +85,7 @@ class RuleDecision:
     index: int
     action: str
     in_xdp: bool
-    cidrs: tuple[str, ...]  # the CIDRs of this rule that went to XDP
+    cidrs: frozenset[str]  # the CIDRs of this rule that went to XDP
     reason: str
 
 
@@ -139,30 +140,26 @@ def _net(text: str) -> Network:
 
 
 class _Index:
-    """Parsed nets and interval sets, cached per set id / per net tuple."""
+    """Parsed nets and interval sets, memoised per set contents (object
+    identity, see ``CalcMemo``) so a big set is parsed once per version."""
 
-    def __init__(self, state: UntrackedState) -> None:
+    def __init__(self, state: UntrackedState, memo: CalcMemo) -> None:
         self.state = state
-        self._set_nets: dict[str, tuple[Network, ...]] = {}
-        self._ranges: dict[object, _Ranges] = {}
+        self.memo = memo
 
     def set_nets(self, set_id: str) -> tuple[Network, ...]:
-        nets = self._set_nets.get(set_id)
-        if nets is None:
-            nets = tuple(_net(c) for c in self.state.sets[set_id].cidrs)
-            self._set_nets[set_id] = nets
-        return nets
+        cidrs = self.state.sets[set_id].cidrs
+        return self.memo.get("parsed-set", (cidrs,), lambda: tuple(map(_net, cidrs)))
 
     def ranges(self, nets: tuple[str, ...], sets: tuple[str, ...]) -> _Ranges:
-        key = (nets, sets)
-        found = self._ranges.get(key)
-        if found is None:
+        def build() -> _Ranges:
             members: list[Network] = [_net(c) for c in nets]
             for set_id in sets:
                 members.extend(self.set_nets(set_id))
-            found = _Ranges(members)
-            self._ranges[key] = found
-        return found
+            return _Ranges(members)
+
+        inputs = tuple(self.state.sets[s].cidrs for s in sets)
+        return self.memo.get("ranges", inputs, build, key=(nets, sets))
 
 
 def _shape_problem(rule: Rule) -> str | None:
@@ -221,15 +218,45 @@ def _plural(n: int) -> str:
     return f"{n} CIDR" if n == 1 else f"{n} CIDRs"
 
 
-def interface_eligibility(state: UntrackedState, iface: InterfacePolicy) -> XdpEligibility:
+def _all_candidates(state: UntrackedState, rule: Rule) -> frozenset[str] | None:
+    """The rule's candidate CIDRs as canonical strings without parsing them, when
+    they need no per-CIDR check (sets only or nets only); None otherwise. A single
+    set keeps its very ``frozenset`` object, so an unchanged million-entry set
+    costs nothing downstream."""
+    src = rule.source
+    if src.nets and src.sets:
+        return None
+    if src.sets:
+        parts = [state.sets[s].cidrs for s in src.sets]
+        texts = parts[0] if len(parts) == 1 else frozenset().union(*parts)
+    elif src.nets:
+        texts = frozenset(src.nets)
+    else:
+        texts = frozenset(n.text for n in _ALL)
+    if rule.ip_version is not None:
+        v6 = rule.ip_version == 6
+        if any((":" in t) != v6 for t in texts):
+            texts = frozenset(t for t in texts if (":" in t) == v6)
+    return texts
+
+
+def interface_eligibility(state: UntrackedState, iface: InterfacePolicy, memo: CalcMemo | None = None) -> XdpEligibility:
     """Per ingress rule of ``iface`` (in order across its policies): in XDP or not, and why."""
-    index = _Index(state)
+    memo = memo if memo is not None else NoMemo()
+    used = sorted({s for p in iface.policies for r in p.ingress for s in (*r.source.sets, *r.source.not_sets)
+                   if s in state.sets})
+    inputs = tuple(state.sets[s].cidrs for s in used)
+    return memo.get("eligibility", inputs, lambda: _eligibility(state, iface, memo), key=(iface, tuple(used)))
+
+
+def _eligibility(state: UntrackedState, iface: InterfacePolicy, memo: CalcMemo) -> XdpEligibility:
+    index = _Index(state, memo)
     flat = [(p.name, i, r) for p in iface.policies for i, r in enumerate(p.ingress)]
-    xdp: set[str] = set()
+    accepted_groups: list[frozenset[str]] = []
     decisions: list[RuleDecision] = []
     for position, (policy, number, rule) in enumerate(flat):
 
-        def decide(in_xdp: bool, reason: str, cidrs: tuple[str, ...] = ()) -> None:
+        def decide(in_xdp: bool, reason: str, cidrs: frozenset[str] = frozenset()) -> None:
             decisions.append(RuleDecision(policy, number, rule.action.value, in_xdp, cidrs, reason))  # noqa: B023
 
         if rule.action is not Action.DENY:
@@ -241,20 +268,25 @@ def interface_eligibility(state: UntrackedState, iface: InterfacePolicy) -> XdpE
         if references_missing_set(state, rule):
             decide(False, "not in XDP: rule references a set that does not exist (it matches nothing)")
             continue
-        candidates = _candidates(index, rule)
-        if not candidates:
-            decide(False, "not in XDP: no source CIDRs (its sets are empty)")
-            continue
-        exclusions = (
-            index.ranges(rule.source.not_nets, rule.source.not_sets)
-            if rule.source.not_nets or rule.source.not_sets
-            else None
-        )
         earlier = [
             (flat[j][0], flat[j][1], flat[j][2])
             for j in range(position)
             if flat[j][2].action is not Action.DENY
         ]
+        has_exclusions = bool(rule.source.not_nets or rule.source.not_sets)
+        texts = None if earlier or has_exclusions else _all_candidates(state, rule)
+        if texts is not None:  # nothing can disqualify a candidate: all go to XDP
+            if not texts:
+                decide(False, "not in XDP: no source CIDRs (its sets are empty)")
+                continue
+            accepted_groups.append(texts)
+            decide(True, f"in XDP: {_plural(len(texts))}", texts)
+            continue
+        candidates = _candidates(index, rule)
+        if not candidates:
+            decide(False, "not in XDP: no source CIDRs (its sets are empty)")
+            continue
+        exclusions = index.ranges(rule.source.not_nets, rule.source.not_sets) if has_exclusions else None
         accepted: list[str] = []
         rejected: dict[str, list[str]] = {}
         for net in candidates:
@@ -271,9 +303,10 @@ def interface_eligibility(state: UntrackedState, iface: InterfacePolicy) -> XdpE
                 accepted.append(str(net))
             else:
                 rejected.setdefault(why, []).append(str(net))
-        xdp.update(accepted)
+        accepted_set = frozenset(accepted)
+        accepted_groups.append(accepted_set)
         if not rejected:
-            decide(True, f"in XDP: {_plural(len(accepted))}", tuple(accepted))
+            decide(True, f"in XDP: {_plural(len(accepted))}", accepted_set)
             continue
         details = "; ".join(
             f"{_plural(len(nets))} ({', '.join(nets[:3])}{', …' if len(nets) > 3 else ''}): {why}"
@@ -281,12 +314,14 @@ def interface_eligibility(state: UntrackedState, iface: InterfacePolicy) -> XdpE
         )
         if accepted:
             decide(True, f"in XDP: {len(accepted)} of {_plural(len(candidates))}; not in XDP: {details}",
-                   tuple(accepted))
+                   accepted_set)
         elif len(rejected) == 1:
             decide(False, f"not in XDP: {next(iter(rejected))}")
         else:
             decide(False, f"not in XDP: {details}")
-    return XdpEligibility(frozenset(xdp), tuple(decisions))
+    groups = [g for g in accepted_groups if g]
+    xdp = groups[0] if len(groups) == 1 else frozenset().union(*groups)
+    return XdpEligibility(xdp, tuple(decisions))
 
 
 def xdp_eligibility(state: UntrackedState) -> Mapping[str, XdpEligibility]:

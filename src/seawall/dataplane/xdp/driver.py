@@ -168,7 +168,7 @@ class XdpDriver:
         else:
             tables = state.tables
             try:
-                self._sync(pinned, tables, state.cidrs, item.cidrs)
+                tables = self._sync(pinned, tables, state.cidrs, item.cidrs)
             except libbpf.LibbpfError as exc:
                 if exc.errno != errno.E2BIG:
                     raise
@@ -203,11 +203,13 @@ class XdpDriver:
         reason = current_mode.value + (f" (faster modes not used: {'; '.join(better)})" if better else " (the fastest mode)")
         return InterfaceReport(item.name, current_mode.value, reason, entries, tuple(errors), adopted=adopted, repaired=tuple(repaired))
 
-    def _sync(self, program: PinnedProgram, tables: BlocklistTables, have: frozenset[str], want: frozenset[str]) -> None:
+    def _sync(self, program: PinnedProgram, tables: BlocklistTables, have: frozenset[str],
+              want: frozenset[str]) -> BlocklistTables:
         """Bring the active slot from ``have`` to ``want``: single writes for a
-        few changes, a double-buffered bulk replace for many."""
+        few changes, a double-buffered bulk replace for many. Returns the table
+        model now in the kernel (``tables`` itself, or a fresh one after a bulk replace)."""
         if want is have or want == have:
-            return
+            return tables
         added = want - have
         # |want| - |have| = |added| - |removed|: pure additions need no second diff.
         removed = have - want if len(want) - len(have) != len(added) else frozenset()
@@ -215,12 +217,12 @@ class XdpDriver:
             old_keys = tables.hash_keys()
             fresh = BlocklistTables.from_cidrs(want)
             program.maps.replace(fresh.compile(), inactive_known_empty=True, old_keys=old_keys)
-            tables.__dict__.update(fresh.__dict__)
-            return
+            return fresh
         for cidr in sorted(added):
             program.maps.apply(tables.add(cidr))
         for cidr in sorted(removed):
             program.maps.apply(tables.remove(cidr))
+        return tables
 
     def _grow(self, old: PinnedProgram, ifindex: int, mode: str | None, tables: BlocklistTables,
               item: InterfaceBlocklist) -> PinnedProgram:
