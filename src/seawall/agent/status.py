@@ -9,12 +9,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from seawall.calc import DesiredState, InterfaceDecisions
+from seawall.calc import DesiredState, InterfaceDecisions, RuleDecision
 from seawall.dataplane.iptables.dataplane import RawInterfaceReport
 from seawall.dataplane.xdp.driver import InterfaceReport
 
 NO_POLICY = "no doNotTrack ingress policy applies"
 ZERO_COUNTERS = {"dropped": 0, "passed": 0, "failsafe": 0}
+
+
+def _rule_status(rule: RuleDecision, attached: bool) -> dict[str, Any]:
+    """Where the rule *is* enforced: an eligible rule on an interface without
+    an XDP program runs in raw only, and says so."""
+    in_xdp = rule.in_xdp and attached
+    reason = rule.reason
+    if rule.in_xdp and not attached:
+        reason = f"raw only: this interface has no XDP program (eligible: {rule.reason})"
+    return {"policy": rule.policy, "index": rule.index, "action": rule.action, "inXdp": in_xdp,
+            "xdpCidrs": len(rule.cidrs) if in_xdp else 0, "eligibleCidrs": len(rule.cidrs), "reason": reason}
 
 
 def interface_status(decision: InterfaceDecisions, xdp: InterfaceReport | None,
@@ -25,18 +36,15 @@ def interface_status(decision: InterfaceDecisions, xdp: InterfaceReport | None,
         mode, reason = "iptables-raw", "only egress rules apply here: the iptables raw tier enforces"
     else:
         mode, reason = "none", NO_POLICY
+    attached = mode.startswith("xdp-")
     return {
         "name": decision.name,
         "hostEndpoint": decision.host_endpoint,
         "mode": mode,
         "reason": reason,
         "policies": list(decision.policies),
-        "xdpEntries": dict(xdp.entries) if xdp else {},
-        "rules": [
-            {"policy": r.policy, "index": r.index, "action": r.action, "inXdp": r.in_xdp,
-             "xdpCidrs": len(r.cidrs), "reason": r.reason}
-            for r in decision.rules
-        ],
+        "xdpEntries": dict(xdp.entries) if xdp and attached else {},
+        "rules": [_rule_status(r, attached) for r in decision.rules],
         "raw": {
             "backend": raw.backend, "programmed": raw.programmed, "chains": list(raw.chains),
             "ipsetMembers": dict(raw.ipset_members),

@@ -229,13 +229,20 @@ class _Translator:
     def policy(self, gnp: models.GlobalNetworkPolicy) -> Policy:
         spec = gnp.spec
         name = gnp.metadata.name
-        directions: dict[str, tuple[Rule, ...]] = {}
+        directions: dict[str, list[tuple[int, Rule]]] = {}
         for direction, type_name in (("ingress", "Ingress"), ("egress", "Egress")):
             rules = getattr(spec, direction) or []
             applies = type_name in spec.types if spec.types is not None else bool(rules)
-            translated = [self.rule(name, f"{direction}[{i}]", r) for i, r in enumerate(rules)] if applies else []
-            directions[direction] = tuple(r for r in translated if r is not None)
-        return Policy(name, spec.order, directions["ingress"], directions["egress"])
+            translated = [(i, self.rule(name, f"{direction}[{i}]", r)) for i, r in enumerate(rules)] if applies else []
+            directions[direction] = [(i, r) for i, r in translated if r is not None]
+        ingress, egress = directions["ingress"], directions["egress"]
+
+        def indexes(kept: list[tuple[int, Rule]]) -> tuple[int, ...]:
+            numbers = tuple(i for i, _ in kept)
+            return () if numbers == tuple(range(len(kept))) else numbers
+
+        return Policy(name, spec.order, tuple(r for _, r in ingress), tuple(r for _, r in egress),
+                      indexes(ingress), indexes(egress))
 
 
 # ------------------------------------------------------------------ compute

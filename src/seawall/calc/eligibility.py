@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from seawall.calc.memo import CalcMemo, NoMemo
-from seawall.policy.model import Action, InterfacePolicy, Rule, UntrackedState
+from seawall.policy.model import Action, Direction, InterfacePolicy, Rule, UntrackedState
 from seawall.policy.verdict import references_missing_set
 
 RuleRef = tuple[str, int]  # (policy name, ingress rule index)
@@ -251,7 +251,7 @@ def interface_eligibility(state: UntrackedState, iface: InterfacePolicy, memo: C
 
 def _eligibility(state: UntrackedState, iface: InterfacePolicy, memo: CalcMemo) -> XdpEligibility:
     index = _Index(state, memo)
-    flat = [(p.name, i, r) for p in iface.policies for i, r in enumerate(p.ingress)]
+    flat = [(p.name, i, r) for p in iface.policies for i, r in p.numbered(Direction.INGRESS)]
     accepted_groups: list[frozenset[str]] = []
     decisions: list[RuleDecision] = []
     for position, (policy, number, rule) in enumerate(flat):

@@ -10,7 +10,7 @@ nothing). Pure: no I/O; entries not used by the latest ``compute`` are dropped.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -22,25 +22,46 @@ class CalcMemo:
     ``get(kind, inputs, make)`` returns ``make()`` the first time and the same
     result while every object in ``inputs`` is the very same object (held, so
     ids cannot be reused). ``sweep()`` forgets what the last round did not ask for.
+    Entries that ``make`` asked for are remembered as its dependencies: reusing
+    an outer entry keeps them alive too, so a big set parsed for an eligibility
+    result is not parsed again when that result is later recomputed.
     """
 
     def __init__(self) -> None:
-        self._entries: dict[tuple[str, Hashable], tuple[tuple[Any, ...], Any]] = {}
-        self._used: set[tuple[str, Hashable]] = set()
+        # slot -> (inputs held, value, slots asked for while making it)
+        self._entries: dict[Hashable, tuple[tuple[Any, ...], Any, tuple[Hashable, ...]]] = {}
+        self._used: set[Hashable] = set()
+        self._making: list[list[Hashable]] = []
         self.hits = 0
         self.misses = 0
 
     def get(self, kind: str, inputs: tuple[Any, ...], make: Callable[[], T], key: Hashable = ()) -> T:
-        slot = (kind, (key, tuple(map(id, inputs))))
-        self._used.add(slot)
+        slot = (kind, key, tuple(map(id, inputs)))
+        if self._making:
+            self._making[-1].append(slot)
         found = self._entries.get(slot)
         if found is not None and all(a is b for a, b in zip(found[0], inputs, strict=True)):
             self.hits += 1
+            self._mark_used(slot)
             return found[1]  # type: ignore[no-any-return]
         self.misses += 1
-        value = make()
-        self._entries[slot] = (inputs, value)
+        self._making.append([])
+        try:
+            value = make()
+        finally:
+            dependencies = tuple(self._making.pop())
+        self._entries[slot] = (inputs, value, dependencies)
+        self._used.add(slot)
         return value
+
+    def _mark_used(self, slot: Hashable) -> None:
+        pending = [slot]
+        while pending:
+            current = pending.pop()
+            if current in self._used or current not in self._entries:
+                continue
+            self._used.add(current)
+            pending.extend(self._entries[current][2])
 
     def sweep(self) -> None:
         for slot in set(self._entries) - self._used:
@@ -49,6 +70,11 @@ class CalcMemo:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def entries(self) -> Iterator[tuple[tuple[Any, ...], Any]]:
+        """(inputs, value) of every entry held (for tests and diagnostics)."""
+        for inputs, value, _ in self._entries.values():
+            yield inputs, value
 
 
 class NoMemo(CalcMemo):

@@ -94,9 +94,20 @@ class Policy:
     order: float | None
     ingress: tuple[Rule, ...] = ()
     egress: tuple[Rule, ...] = ()
+    # Each rule's index in the stored policy (rules that cannot be translated are
+    # left out, so positions and stored indexes can differ); empty: the same.
+    ingress_indexes: tuple[int, ...] = ()
+    egress_indexes: tuple[int, ...] = ()
 
     def rules(self, direction: Direction) -> tuple[Rule, ...]:
         return self.ingress if direction is Direction.INGRESS else self.egress
+
+    def numbered(self, direction: Direction) -> list[tuple[int, Rule]]:
+        """(index in the stored policy, rule) in order — what status, reasons and
+        rule comments name, so an operator finds the rule in their YAML."""
+        rules = self.rules(direction)
+        indexes = self.ingress_indexes if direction is Direction.INGRESS else self.egress_indexes
+        return list(zip(indexes or range(len(rules)), rules, strict=True))
 
 
 @dataclass(frozen=True, slots=True)

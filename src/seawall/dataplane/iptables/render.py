@@ -443,7 +443,7 @@ class _TableRenderer:
         name = names.deny_probe_chain(direction, ident)
         if name not in self.probes:
             chain = _Chain(name, RuleOrigin(None, direction.value, ident, None, "probe"))
-            for index, rule in enumerate(policy.rules(direction)):
+            for index, rule in policy.numbered(direction):
                 if rule.action is Action.DENY:
                     chain.origin = replace(chain.origin, rule_index=index)
                     for m in self.compiler.compile(rule):
@@ -459,7 +459,7 @@ class _TableRenderer:
             return name
         mk = self.marks
         chain = _Chain(name, RuleOrigin(None, direction.value, ident, None, "action"))
-        for index, rule in enumerate(policy.rules(direction)):
+        for index, rule in policy.numbered(direction):
             chain.origin = replace(chain.origin, rule_index=index)
             matches = self.compiler.compile(rule)
             if rule.action is Action.ALLOW:

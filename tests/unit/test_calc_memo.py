@@ -1,0 +1,67 @@
+"""CalcMemo: identity-keyed reuse, dependency keeping, pruning."""
+
+from __future__ import annotations
+
+from seawall.calc import CalcMemo, Snapshot, compute
+from seawall.calc.memo import NoMemo
+
+from .test_calc import ETH0, SEED, gnp, gns
+
+
+def test_same_objects_hit_and_a_new_object_misses() -> None:
+    memo, a, b = CalcMemo(), [1], [1]
+    calls = []
+    make = lambda: calls.append(1) or len(calls)  # noqa: E731
+    assert memo.get("k", (a,), make) == 1
+    assert memo.get("k", (a,), make) == 1
+    assert memo.get("k", (b,), make) == 2  # equal but not the same object
+    assert (memo.hits, memo.misses) == (1, 2)
+
+
+def test_sweep_drops_what_the_round_did_not_use() -> None:
+    memo, a, b = CalcMemo(), object(), object()
+    memo.get("k", (a,), lambda: 1)
+    memo.sweep()
+    memo.get("k", (b,), lambda: 2)
+    memo.sweep()
+    assert [value for _, value in memo.entries()] == [2]
+
+
+def test_reusing_an_outer_entry_keeps_its_inner_entries_alive() -> None:
+    memo, big, policy_v1, policy_v2 = CalcMemo(), object(), object(), object()
+    parses = []
+
+    def outer(policy: object) -> int:
+        inner = memo.get("parse", (big,), lambda: parses.append(1) or "parsed")
+        return memo.get("outer", (policy,), lambda: hash((inner, id(policy))))
+
+    def round_(policy: object) -> None:
+        memo.get("result", (policy, big), lambda: outer(policy))
+        memo.sweep()
+
+    round_(policy_v1)
+    round_(policy_v1)  # unchanged: only the outermost entry is asked for
+    round_(policy_v2)  # the policy changed: the big set must not be parsed again
+    assert len(parses) == 1
+
+
+def test_an_unchanged_big_set_is_not_parsed_again_after_an_idle_round(monkeypatch) -> None:
+    from seawall.calc import eligibility
+
+    parsed = []
+    real = eligibility._net
+    monkeypatch.setattr(eligibility, "_net", lambda text: parsed.append(text) or real(text))
+    nets = [f"10.{i >> 8}.{i & 255}.0/24" for i in range(20_000)]
+    early = gnp("early", [{"action": "Allow", "source": {"nets": ["10.0.0.0/24"]}}], order=1)
+    later = gnp("later", [{"action": "Allow", "source": {"nets": ["10.0.1.0/24"]}}], order=2)
+    snapshot = Snapshot.from_stored([*SEED, gns("big", nets), early])
+    memo = CalcMemo()
+    compute(snapshot, "jasper", ETH0, memo)  # parses the big set (earlier Allow: per-CIDR checks)
+    compute(snapshot, "jasper", ETH0, memo)  # idle round (periodic refresh): only the outer entry is used
+    changed = Snapshot.of([*snapshot.hep.values(), *snapshot.gns.values(), *snapshot.gnp.values(),
+                           *Snapshot.from_stored([later]).gnp.values()])
+    parsed.clear()
+    with_memo = compute(changed, "jasper", ETH0, memo)  # eligibility re-made, the set is not re-parsed
+    assert len(parsed) < 100
+    assert with_memo == compute(changed, "jasper", ETH0, NoMemo())
+    assert not {"10.0.0.0/24", "10.0.1.0/24"} & with_memo.xdp.interfaces[0].cidrs
