@@ -19,6 +19,9 @@ echo; echo "# Under attack: add the attackers' CIDRs to the set (one atomic writ
 step apply -f examples/under-attack.yaml
 step get gns dos-mitigation -o yaml
 
+echo; echo "# Where each rule would run on node jasper's eth0 (10.0.0.1), and why (no agent needed)."
+step explain --node jasper --interface eth0=10.0.0.1 --run-dir "$(dirname "$db")/no-agent"
+
 echo; echo "# A bad file is refused as a whole; nothing is written."
 if seawall apply -f examples/dos-mitigation.yaml -f tests/data/bad/bad-cidr.yaml; then
   echo "unexpected: the bad file was accepted" >&2; exit 1

@@ -42,6 +42,11 @@ class EffectiveFelixConfig:
     failsafeOutboundHostPorts: tuple[ProtoPort, ...] = DEFAULT_FAILSAFE_OUTBOUND
     prometheusMetricsEnabled: bool = False
     prometheusMetricsPort: int = 9091
+    # Felix's own default is false (calico-node manifests turn it on); on here,
+    # bound to localhost only, so it exposes nothing beyond the host.
+    healthEnabled: bool = True
+    healthHost: str = "localhost"
+    healthPort: int = 9099
     logSeverityScreen: str = "Info"
 
 

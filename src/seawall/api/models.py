@@ -126,6 +126,9 @@ class FelixConfigurationSpec(_Strict):
     failsafeOutboundHostPorts: list[ProtoPort] | None = None
     prometheusMetricsEnabled: bool | None = None
     prometheusMetricsPort: int | None = None
+    healthEnabled: bool | None = None
+    healthHost: str | None = None
+    healthPort: int | None = None
     logSeverityScreen: str | None = None
 
 

@@ -8,6 +8,7 @@ normalised resource plus warnings, or raises with every error of the document.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Callable
 from typing import Any
@@ -314,6 +315,15 @@ def _check_port(port: int | str) -> str | None:
 # ---------------------------------------------------------------- FelixConfiguration
 
 
+def _is_host_address(value: str) -> bool:
+    """An IPv4/IPv6 literal or a DNS host name (Felix's ``host-address`` parameter type)."""
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        return check_subdomain_name(value.lower()) is None
+
+
 def _check_felix_configuration(resource: models.FelixConfiguration, out: _Collector) -> None:
     spec = resource.spec
     for field in ("xdpRefreshInterval", "iptablesRefreshInterval"):
@@ -327,8 +337,12 @@ def _check_felix_configuration(resource: models.FelixConfiguration, out: _Collec
         out.error("spec.iptablesBackend", "must be one of Auto, Legacy, NFT", spec.iptablesBackend)
     if spec.logSeverityScreen is not None and spec.logSeverityScreen not in LOG_SEVERITIES:
         out.error("spec.logSeverityScreen", f"must be one of {', '.join(LOG_SEVERITIES)}", spec.logSeverityScreen)
-    if spec.prometheusMetricsPort is not None and not 1 <= spec.prometheusMetricsPort <= 65535:
-        out.error("spec.prometheusMetricsPort", "port must be between 1 and 65535", spec.prometheusMetricsPort)
+    for field in ("prometheusMetricsPort", "healthPort"):
+        port = getattr(spec, field)
+        if port is not None and not 1 <= port <= 65535:
+            out.error(f"spec.{field}", "port must be between 1 and 65535", port)
+    if spec.healthHost is not None and not _is_host_address(spec.healthHost):
+        out.error("spec.healthHost", "must be an IP address or a host name", spec.healthHost)
     for field in ("failsafeInboundHostPorts", "failsafeOutboundHostPorts"):
         for index, entry in enumerate(getattr(spec, field) or []):
             path = f"spec.{field}[{index}]"

@@ -352,14 +352,39 @@ def validate(files: tuple[str, ...], recursive: bool) -> None:
     click.echo(_summary("validated", [item.key for item in items]))
 
 
+_node_option = click.option("--node", default=None, help="This node's name (default: the hostname).")
+_bpffs_option = click.option("--bpffs", default="/sys/fs/bpf", show_default=True, type=click.Path(), help="bpffs root for pins.")
+_run_dir_option = click.option("--run-dir", default="/run/seawall", show_default=True, type=click.Path(),
+                               help="Where the agent publishes status.json.")
+
+
+def _teardown(node: str | None, bpffs: str, run_dir: str) -> None:
+    """``agent --cleanup`` and ``teardown``: remove every XDP program, pin, chain
+    and ipset Seawall installed, and the published status. Needs no datastore
+    (it must work when the datastore is unreachable): the agent's clean-up only
+    looks at what is in the kernel and under ``<bpffs>/seawall``."""
+    from pathlib import Path
+
+    from seawall.agent.loop import cleanup
+
+    del node  # clean-up removes what this host has, whatever the node name
+    cleanup(Path(bpffs))
+    (Path(run_dir) / "status.json").unlink(missing_ok=True)
+    click.echo("Seawall's XDP programs, pins, chains and ipsets removed")
+
+
 @cli.command()
-@click.option("--node", default=None, help="This node's name (default: the hostname).")
-@click.option("--bpffs", default="/sys/fs/bpf", show_default=True, type=click.Path(), help="bpffs root for pins.")
-@click.option("--run-dir", default="/run/seawall", show_default=True, type=click.Path(), help="Where status is published.")
-@click.option("--cleanup", "do_cleanup", is_flag=True, help="Remove everything Seawall installed, then exit.")
+@_node_option
+@_bpffs_option
+@_run_dir_option
+@click.option("--cleanup", "do_cleanup", is_flag=True, help="Remove everything Seawall installed, then exit (= seawall teardown).")
 @click.pass_context
 def agent(ctx: click.Context, node: str | None, bpffs: str, run_dir: str, do_cleanup: bool) -> None:
-    """Run the node agent: watch the datastore, enforce untracked policy in XDP and iptables raw."""
+    """Run the node agent: watch the datastore, enforce untracked policy in XDP and iptables raw.
+
+    SIGTERM/SIGINT stop the agent and leave the XDP programs, chains and ipsets in
+    place: protection continues while it is away (use `seawall teardown` to remove them).
+    """
     import logging
     import signal
     import socket as _socket
@@ -367,39 +392,174 @@ def agent(ctx: click.Context, node: str | None, bpffs: str, run_dir: str, do_cle
 
     from seawall.agent.loop import Agent, AgentOptions
 
+    if do_cleanup:
+        _teardown(node, bpffs, run_dir)
+        return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     options = AgentOptions(node or _socket.gethostname(), Path(bpffs), Path(run_dir))
     with _store(ctx) as store:
         daemon = Agent(store, options)
-        if do_cleanup:
-            daemon.cleanup()
-            click.echo("Seawall's XDP programs, pins, chains and ipsets removed")
-            return
         signal.signal(signal.SIGTERM, lambda *_: daemon.stop.set())
         signal.signal(signal.SIGINT, lambda *_: daemon.stop.set())
         daemon.run()
 
 
 @cli.command()
-@click.option("--run-dir", default="/run/seawall", show_default=True, type=click.Path())
-@click.option("-o", "--output", "fmt", type=click.Choice(["json", "table"]), default="table", show_default=True)
-def status(run_dir: str, fmt: str) -> None:
-    """Show what the agent enforces: mode per interface, why, and counters."""
+@_node_option
+@_bpffs_option
+@_run_dir_option
+def teardown(node: str | None, bpffs: str, run_dir: str) -> None:
+    """Remove everything Seawall installed (same as `seawall agent --cleanup`).
+
+    Detaches Seawall's XDP programs (never anyone else's), removes its pins under
+    <bpffs>/seawall, its sw- chains and sw4-/sw6- ipsets, and <run-dir>/status.json.
+    Stop the agent first, or it puts everything back.
+    """
+    _teardown(node, bpffs, run_dir)
+
+
+def _console() -> Any:
+    """A rich console on stdout: the terminal's width, or wide lines when piped."""
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=200)
+    return console
+
+
+def _read_status(run_dir: str) -> tuple[dict[str, Any], float] | None:
+    """The agent's status object and its age in seconds, or None if there is none."""
+    import time
     from pathlib import Path
 
     path = Path(run_dir) / "status.json"
     try:
-        data = json.loads(path.read_text())
+        text = path.read_text()
+        age = max(0.0, time.time() - path.stat().st_mtime)
     except FileNotFoundError:
-        raise CliError(f"no agent status at {path} (is `seawall agent` running with --run-dir {run_dir}?)") from None
+        return None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise CliError(f"{path} does not hold a status object")
+    return data, age
+
+
+def _live_counters(data: dict[str, Any], bpffs: str) -> list[str]:
+    """Replace each interface's counters with the values in its pinned XDP maps
+    (current even when the agent is not running); returns problems met."""
+    from pathlib import Path
+
+    from seawall.dataplane.xdp.loader import interface_dir, open_pinned
+
+    problems: list[str] = []
+    for entry in data.get("interfaces") or ():
+        if not isinstance(entry, dict) or not entry.get("name"):
+            continue
+        try:
+            program = open_pinned(interface_dir(Path(bpffs), str(entry["name"])))
+            if program is None:
+                continue
+            try:
+                counters = program.maps.counters()
+            finally:
+                program.close()
+        except Exception as exc:  # noqa: BLE001 - status must show what it has
+            problems.append(f"{entry['name']}: cannot read the pinned XDP counters under {bpffs}: {exc}")
+            continue
+        entry["counters"] = {"dropped": counters.dropped, "passed": counters.passed, "failsafe": counters.failsafe}
+        entry["countersLive"] = True
+    return problems
+
+
+@cli.command()
+@_run_dir_option
+@click.option("--bpffs", default=None, type=click.Path(),
+              help="Read the XDP counters live from the pins under this bpffs root (e.g. /sys/fs/bpf).")
+@click.option("-o", "--output", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def status(run_dir: str, bpffs: str | None, fmt: str) -> None:
+    """Show what the agent enforces: mode per interface and why, counters, problems."""
+    found = _read_status(run_dir)
+    if found is None:
+        raise CliError(f"no agent status at {run_dir}/status.json "
+                       f"(is `seawall agent` running with --run-dir {run_dir}?)")
+    data, age = found
+    problems = _live_counters(data, bpffs) if bpffs else []
+    for problem in problems:
+        click.echo(f"warning: {problem}", err=True)
     if fmt == "json":
         click.echo(json.dumps(data, indent=2))
         return
-    click.echo(f"node {data.get('node')}  inSync {str(data.get('inSync')).lower()}  revision {data.get('revision', '-')}")
-    for entry in data.get("interfaces", []):
-        c = entry.get("counters", {})
-        click.echo(f"{entry['name']:<16} {entry['mode']:<13} dropped {c.get('dropped', 0):<10} passed {c.get('passed', 0):<10} "
-                   f"failsafe {c.get('failsafe', 0)}  {entry.get('reason', '')}")
+    from seawall.cli.status_view import build
+
+    _console().print(build(data, age_s=age))
+
+
+def _interfaces_from(specs: tuple[str, ...]) -> Any:
+    """``--interface NAME[=ADDR[,ADDR...]]`` -> NodeInterfaces; without
+    addresses, the interface's real addresses if it exists here, else none."""
+    from seawall.agent.links import read_interfaces
+    from seawall.calc import NodeInterfaces
+
+    real = read_interfaces()
+    if not specs:
+        return real
+    chosen: dict[str, tuple[str, ...]] = {}
+    for spec in specs:
+        name, eq, addresses = spec.partition("=")
+        if not name:
+            raise CliError(f"explain: --interface {spec!r}: give NAME or NAME=ADDR[,ADDR...]")
+        if eq:
+            values = tuple(a.strip() for a in addresses.split(",") if a.strip())
+            import ipaddress
+
+            for value in values:
+                try:
+                    ipaddress.ip_interface(value)
+                except ValueError:
+                    raise CliError(f"explain: --interface {spec!r}: {value!r} is not an IP address") from None
+            chosen[name] = chosen.get(name, ()) + values
+        else:
+            chosen[name] = chosen.get(name, ()) + tuple(real.addresses.get(name, ()))
+    return NodeInterfaces(chosen)
+
+
+@cli.command()
+@_node_option
+@click.option("--interface", "iface_specs", multiple=True, metavar="NAME[=ADDR,...]",
+              help="Explain for this interface only (repeatable); with =ADDR, as if it held these addresses. "
+                   "Default: every interface of this host.")
+@_run_dir_option
+@click.option("-o", "--output", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_context
+def explain(ctx: click.Context, node: str | None, iface_specs: tuple[str, ...], run_dir: str, fmt: str) -> None:
+    """Explain, per interface and ingress rule, where each rule is enforced (XDP + raw, or raw) and why."""
+    import socket as _socket
+
+    from seawall.agent.syncer import KINDS
+    from seawall.calc import compute
+    from seawall.calc.validated import ValidatedResources
+    from seawall.cli import explain as explaining
+
+    node = node or _socket.gethostname()
+    with _store(ctx) as store:
+        listing = store.list()
+    items = [(kv.kind, kv.name, kv.value) for kv in listing.items if kv.kind in KINDS]
+    snapshot, invalid = ValidatedResources().update(items)
+    interfaces = _interfaces_from(iface_specs)
+    desired = compute(snapshot, node, interfaces)
+    found = _read_status(run_dir)
+    result = explaining.explain(
+        desired, node=node, interfaces=interfaces, selectors=explaining.set_selectors(snapshot),
+        status=found[0] if found else None, invalid=invalid, revision=listing.revision,
+    )
+    if fmt == "json":
+        click.echo(json.dumps(explaining.as_json(result), indent=2))
+        return
+    _console().print(explaining.build(result))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

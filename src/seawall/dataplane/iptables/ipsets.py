@@ -201,7 +201,7 @@ def plan_sets(desired: Mapping[str, IpSetContent], existing: Mapping[str, SetInf
             changes[name] = SetChange(name, len(want), added=len(want), created=True)
             continue
         have = current.get(name, frozenset())
-        adds, dels = want - have, have - want
+        adds, dels = (frozenset(), frozenset()) if want is have else (want - have, have - want)
         delta = len(adds) + len(dels)
         compatible = info.type == "hash:net" and info.family == content.family
         if not compatible or info.maxelem < len(want) or (info.maxelem < need_max and delta) \
@@ -251,7 +251,7 @@ class IpSets:
         cached = self._cache.get(content.name)
         if cached is not None:
             raw, norm = cached
-            if raw == content.members:
+            if raw is content.members or raw == content.members:
                 return norm
             if len(raw) == len(norm):  # one raw string per member: a delta is exact
                 gone = normalize_members(raw - content.members, content.family)

@@ -47,6 +47,7 @@ ip_version/CIDRs cannot match the table's family, is skipped in that table.
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
@@ -263,6 +264,29 @@ def _icmp_spec(type_: int, code: int | None) -> str:
 
 def ipset_members(cidrs: Iterable[str], family: int) -> frozenset[str]:
     """The family's CIDRs, normalised; /0 split in two /1s (hash:net cannot hold /0)."""
+    if isinstance(cidrs, frozenset):
+        return _canonical_members(cidrs, family)
+    return _members(cidrs, family)
+
+
+@lru_cache(maxsize=8)
+def _canonical_members(cidrs: frozenset[str], family: int) -> frozenset[str]:
+    """Memoised for the sets of ``UntrackedState`` (canonical strings, host bits
+    masked): the family is told by the text, and a set of one family keeps its
+    very object, so an unchanged million-member set costs nothing downstream
+    (the ipset diff short-cuts on identity). The cache holds a few sets (each
+    can be a million strings: keep it small); a hit
+    on the same object is a dict lookup (frozensets cache their hash)."""
+    v6 = family == 6
+    if all((":" in c) == v6 for c in cidrs):
+        mine = cidrs
+    else:
+        mine = frozenset(c for c in cidrs if (":" in c) == v6)
+    whole = "::/0" if v6 else "0.0.0.0/0"
+    return _members(mine, family) if whole in mine else mine
+
+
+def _members(cidrs: Iterable[str], family: int) -> frozenset[str]:
     out: set[str] = set()
     for c in cidrs:
         net = ipaddress.ip_network(c, strict=False)

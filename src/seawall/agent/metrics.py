@@ -1,0 +1,164 @@
+"""Prometheus metrics of the agent, served from a snapshot the loop publishes.
+
+Why a snapshot: a scrape runs on the HTTP server's thread and must never touch
+the kernel (BPF maps, ``iptables-save``) or race the loop. The loop builds a
+``MetricsSnapshot`` (immutable) about once a second from what it has already
+read and swaps it in; ``SnapshotCollector`` turns the latest one into metric
+families. Apart from the histogram of reconcile durations, which the loop
+observes directly, everything here is a pure function of the snapshot.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+
+VERDICTS = ("dropped", "passed", "failsafe")
+MODES = ("xdp-offload", "xdp-native", "xdp-generic", "iptables-raw", "none")
+#: Reconciles take from ~1 ms (nothing changed) to seconds (a million-entry set).
+APPLY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceSample:
+    """One interface: its mode, XDP counters per verdict, and set sizes per tier."""
+
+    name: str
+    mode: str
+    packets: Mapping[str, int] = field(default_factory=dict)  # verdict -> packets (XDP only)
+    bytes: Mapping[str, int] = field(default_factory=dict)  # verdict -> bytes (XDP only)
+    xdp_entries: Mapping[str, int] = field(default_factory=dict)  # "ipv4" | "ipv6" -> CIDRs in the maps
+    ipset_members: Mapping[str, int] = field(default_factory=dict)  # ipset name -> members
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSnapshot:
+    interfaces: tuple[InterfaceSample, ...] = ()
+    #: {(policy, direction, rule index): (packets, bytes)}, from ``RawDataplane.rule_counters``
+    raw_rules: Mapping[tuple[str, str, int], tuple[int, int]] = field(default_factory=dict)
+    in_sync: bool = False
+    revision: int = 0
+    invalid: int = 0
+
+
+def ipset_family(name: str) -> str:
+    """``sw4-…`` / ``sw6-…`` (and their temporary ``sw4t-``/``sw6t-``) → "ipv4" / "ipv6"."""
+    return "ipv6" if name.startswith("sw6") else "ipv4"
+
+
+def snapshot_from_status(status: Mapping[str, Any],
+                         xdp_counters: Mapping[str, tuple[Mapping[str, int], Mapping[str, int]]],
+                         raw_rules: Mapping[tuple[str, str, int], tuple[int, int]]) -> MetricsSnapshot:
+    """Build a snapshot from the agent's status object plus the counters it read.
+
+    ``xdp_counters``: interface -> (packets per verdict, bytes per verdict), only
+    for interfaces with an XDP program of ours."""
+    samples = []
+    for entry in status.get("interfaces", []):
+        name = entry["name"]
+        packets, octets = xdp_counters.get(name, ({}, {}))
+        raw = entry.get("raw") or {}
+        samples.append(InterfaceSample(
+            name=name, mode=entry.get("mode", "none"), packets=dict(packets), bytes=dict(octets),
+            xdp_entries=dict(entry.get("xdpEntries") or {}), ipset_members=dict(raw.get("ipsetMembers") or {}),
+        ))
+    return MetricsSnapshot(
+        interfaces=tuple(samples), raw_rules=dict(raw_rules), in_sync=bool(status.get("inSync")),
+        revision=int(status.get("revision") or 0), invalid=len(status.get("invalid") or ()),
+    )
+
+
+def families(snapshot: MetricsSnapshot) -> Iterator[Metric]:
+    """The metric families of one snapshot (pure)."""
+    packets = CounterMetricFamily("seawall_packets", "Packets seen by the XDP program, by verdict.",
+                                  labels=["interface", "mode", "verdict"])
+    octets = CounterMetricFamily("seawall_bytes", "Bytes seen by the XDP program, by verdict.",
+                                 labels=["interface", "mode", "verdict"])
+    entries = GaugeMetricFamily("seawall_set_entries", "Blocked CIDRs programmed per interface, family and tier "
+                                "(xdp: map entries; raw: ipset members).", labels=["interface", "family", "tier"])
+    for s in snapshot.interfaces:
+        for verdict in VERDICTS:
+            if verdict in s.packets:
+                packets.add_metric([s.name, s.mode, verdict], s.packets[verdict])
+            if verdict in s.bytes:
+                octets.add_metric([s.name, s.mode, verdict], s.bytes[verdict])
+        for fam, n in sorted(s.xdp_entries.items()):
+            entries.add_metric([s.name, fam, "xdp"], n)
+        raw_by_family: dict[str, int] = {}
+        for set_name, n in s.ipset_members.items():
+            raw_by_family[ipset_family(set_name)] = raw_by_family.get(ipset_family(set_name), 0) + n
+        for fam, n in sorted(raw_by_family.items()):
+            entries.add_metric([s.name, fam, "raw"], n)
+    yield packets
+    yield octets
+    yield entries
+
+    rule_packets = CounterMetricFamily("seawall_raw_rule_packets", "Packets decided by one rule of an untracked "
+                                       "policy in the iptables raw table (both families).",
+                                       labels=["policy", "direction", "rule"])
+    rule_bytes = CounterMetricFamily("seawall_raw_rule_bytes", "Bytes decided by one rule of an untracked "
+                                     "policy in the iptables raw table (both families).",
+                                     labels=["policy", "direction", "rule"])
+    for (policy, direction, index), (n_packets, n_bytes) in sorted(snapshot.raw_rules.items()):
+        rule_packets.add_metric([policy, direction, str(index)], n_packets)
+        rule_bytes.add_metric([policy, direction, str(index)], n_bytes)
+    yield rule_packets
+    yield rule_bytes
+
+    modes = GaugeMetricFamily("seawall_interfaces", "Protected interfaces by enforcement mode.", labels=["mode"])
+    for mode in MODES:
+        modes.add_metric([mode], sum(1 for s in snapshot.interfaces if s.mode == mode))
+    yield modes
+    yield GaugeMetricFamily("seawall_in_sync", "1 when the agent has read the whole datastore (else 0).",
+                            value=1 if snapshot.in_sync else 0)
+    yield GaugeMetricFamily("seawall_datastore_revision", "Datastore revision the agent has seen.", value=snapshot.revision)
+    yield GaugeMetricFamily("seawall_invalid_resources", "Stored resources that fail validation (ignored or kept "
+                            "at their last valid version).", value=snapshot.invalid)
+
+
+class SnapshotCollector(Collector):
+    """Yields the families of whatever snapshot ``source`` returns at scrape time."""
+
+    def __init__(self, source: Callable[[], MetricsSnapshot]) -> None:
+        self.source = source
+
+    def collect(self) -> Iterator[Metric]:
+        return families(self.source())
+
+
+class AgentMetrics:
+    """The agent's own registry (never the global one): snapshot families, the
+    reconcile-duration histogram and a failure counter."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self._lock = threading.Lock()
+        self._snapshot = MetricsSnapshot()
+        self.registry.register(SnapshotCollector(self.snapshot))
+        self.apply_seconds = Histogram("seawall_apply_seconds", "Duration of one reconcile: calculation and the "
+                                       "XDP tier (what a datastore change waits for before XDP drops).",
+                                       buckets=APPLY_BUCKETS, registry=self.registry)
+        self.raw_apply_seconds = Histogram("seawall_raw_apply_seconds", "Duration of one reconcile of the iptables "
+                                           "raw tier (its own thread).", buckets=APPLY_BUCKETS, registry=self.registry)
+        self.reconcile_failures = Counter("seawall_reconcile_failures", "Reconciles that raised or that the iptables "
+                                          "raw tier reported errors for.", registry=self.registry)
+
+    def snapshot(self) -> MetricsSnapshot:
+        with self._lock:
+            return self._snapshot
+
+    def publish(self, snapshot: MetricsSnapshot) -> None:
+        with self._lock:
+            self._snapshot = snapshot
+
+    def exposition(self, accept: str | None) -> tuple[bytes, str]:
+        """(body, content type) for a scrape; OpenMetrics if the scraper asks for it."""
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.registry), content_type
