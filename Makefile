@@ -9,13 +9,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # clang + libbpf-dev build the XDP program; libbpf1 loads it; iproute2 for netns tests.
-APT_PACKAGES := clang llvm libbpf-dev libbpf1 linux-libc-dev iproute2 iptables ipset
+APT_PACKAGES := clang llvm libbpf-dev libbpf1 linux-libc-dev iproute2 iptables ipset etcd-server etcd-client
 DEMO_DB ?= /tmp/seawall-demo/seawall.db
 
 BPF_OBJ := src/seawall/dataplane/xdp/bpf/blocklist.bpf.o
 BPF_SRC := src/seawall/dataplane/xdp/bpf/blocklist.bpf.c
 
-.PHONY: demo test setup apt bench bench-xdp bench-apply bench-raw bench-agent clean
+.PHONY: demo test setup apt bench bench-xdp bench-apply bench-raw bench-agent bench-cluster clean
 
 setup: $(STAMP) $(BPF_OBJ)
 
@@ -51,6 +51,10 @@ bench-agent: setup
 
 bench-xdp: setup
 	$(PY) bench/xdp.py $(ARGS)
+
+# Three nodes + one etcd (root): writes bench/results/cluster.json and docs/benchmarks/cluster.md.
+bench-cluster: setup
+	$(PY) bench/cluster.py $(ARGS)
 
 # Raw tier (root): writes bench/results/raw.json and docs/benchmarks/raw.md.
 bench-raw: setup

@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO / "src"))
 from seawall.api import load_text  # noqa: E402
 from seawall.cli import operations  # noqa: E402
 from seawall.dataplane.xdp import libbpf  # noqa: E402
-from seawall.datastore import SqliteDatastore  # noqa: E402
+from seawall.datastore import Datastore, SqliteDatastore  # noqa: E402
 from seawall.testing import frames as F  # noqa: E402
 from seawall.testing.netns import bpffs, netns, unique_name, veth_pair  # noqa: E402
 
@@ -46,7 +46,7 @@ def documents(iface: str, nets: list[str]) -> str:
     return seed.replace('  - "1.2.3.4/32"\n  - "5.6.0.0/16"\n', "".join(f'  - "{n}"\n' for n in nets))
 
 
-def write(store: SqliteDatastore, text: str) -> None:
+def write(store: Datastore, text: str) -> None:
     """What `seawall apply` does after parsing: plan against the store, one commit."""
     items = load_text(text, "bench")
     current = operations.read_current(store, [i.key for i in items])

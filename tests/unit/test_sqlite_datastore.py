@@ -371,11 +371,6 @@ def test_open_absolute_and_relative_sqlite_urls(tmp_path: Path, monkeypatch: pyt
         assert ds.get("K", "a").value == {}
 
 
-def test_etcd_url_is_not_available_yet() -> None:
-    message = "etcd datastore is not available in this version; use sqlite:///path"
-    with pytest.raises(DatastoreUnavailable, match=message):
-        open_datastore("etcd://127.0.0.1:2379")
-
 
 @pytest.mark.parametrize(
     "url", ["postgres://db/x", "/var/lib/seawall/seawall.db", "sqlite:/x.db", "sqlite://"]

@@ -18,6 +18,7 @@ kernel state in place (protection continues); ``cleanup`` removes everything.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -52,6 +53,7 @@ log = logging.getLogger("seawall.agent")
 COALESCE_S = 0.005  # let a burst of changes land before recomputing
 STATUS_INTERVAL_S = 1.0
 RETRY_S = 5.0  # after a failed reconcile
+GC_FULL_INTERVAL_S = 600.0  # a full cyclic collection at most this often (see _settle_gc)
 
 
 @dataclass
@@ -124,6 +126,7 @@ class Agent:
         self._retry_at: float | None = None
         self._last_error: str | None = None
         self._health = HealthState(last_tick=time.monotonic())
+        self._gc_full_at = time.monotonic()
 
     # ------------------------------------------------------------ loop
 
@@ -208,7 +211,22 @@ class Agent:
         self._serve()
         self._publish_health()
         self._write_status()
+        self._settle_gc()
         return error is None
+
+    def _settle_gc(self) -> None:
+        """Why: with a million-entry set resident, the cyclic collector's passes over
+        the long-lived objects took 0.1-0.4 s each and landed inside reconciles
+        (measured with gc.callbacks). Freezing after each reconcile moves what is
+        alive into the permanent generation, which collections skip; refcounting
+        still frees whatever we drop later. Cyclic garbage is reclaimed by a full
+        collection every GC_FULL_INTERVAL_S, right after a reconcile."""
+        now = time.monotonic()
+        if now - self._gc_full_at >= GC_FULL_INTERVAL_S:
+            gc.unfreeze()
+            gc.collect()
+            self._gc_full_at = now
+        gc.freeze()
 
     def _reconcile(self, *, xdp: bool, raw: bool, verify_xdp: bool) -> str | None:
         snapshot, invalid = self.validated.update(self.syncer.items())

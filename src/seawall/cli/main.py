@@ -61,7 +61,7 @@ def _warn(items: Sequence[ParsedResource]) -> None:
 @contextmanager
 def _store(ctx: click.Context) -> Iterator[Datastore]:
     try:
-        store = open_datastore(ctx.obj["datastore"])
+        store = open_datastore(ctx.obj["datastore"], **ctx.obj.get("etcd_options", {}))
     except DatastoreError as exc:
         raise CliError(f"cannot open datastore: {exc}") from None
     try:
@@ -111,14 +111,43 @@ _recursive_option = click.option("-R", "--recursive", is_flag=True, help="Recurs
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--datastore", metavar="URL", default=None,
-    help="sqlite:///path (default /var/lib/seawall/seawall.db) or etcd://host:port; env SEAWALL_DATASTORE.",
+    help="sqlite:///path (default /var/lib/seawall/seawall.db), etcd://host:port[,host:port] or etcds://...; "
+         "env SEAWALL_DATASTORE.",
 )
+@click.option("--etcd-endpoints", metavar="URLS", default=None,
+              help="etcd endpoints, comma-separated http(s)://host:port (selects etcd); env ETCD_ENDPOINTS.")
+@click.option("--etcd-ca-cert-file", metavar="PATH", default=None,
+              help="CA certificate for etcd TLS; env ETCD_CA_CERT_FILE.")
+@click.option("--etcd-cert-file", metavar="PATH", default=None,
+              help="Client certificate for etcd TLS; env ETCD_CERT_FILE.")
+@click.option("--etcd-key-file", metavar="PATH", default=None,
+              help="Client key for etcd TLS; env ETCD_KEY_FILE.")
+@click.option("--etcd-username", metavar="NAME", default=None, help="etcd user; env ETCD_USERNAME.")
+@click.option("--etcd-password", metavar="PASSWORD", default=None, help="etcd password; env ETCD_PASSWORD.")
 @click.version_option(__version__, prog_name="seawall")
 @click.pass_context
-def cli(ctx: click.Context, datastore: str | None) -> None:
+def cli(
+    ctx: click.Context,
+    datastore: str | None,
+    etcd_endpoints: str | None,
+    etcd_ca_cert_file: str | None,
+    etcd_cert_file: str | None,
+    etcd_key_file: str | None,
+    etcd_username: str | None,
+    etcd_password: str | None,
+) -> None:
     """Seawall: defend hosts against DoS with Calico v3 policy, enforced in XDP or iptables raw."""
     ctx.ensure_object(dict)
     ctx.obj["datastore"] = datastore
+    # None = not given: open_datastore then falls back to Calico's ETCD_* environment
+    ctx.obj["etcd_options"] = {
+        "endpoints": etcd_endpoints,
+        "ca_cert_file": etcd_ca_cert_file,
+        "cert_file": etcd_cert_file,
+        "key_file": etcd_key_file,
+        "username": etcd_username,
+        "password": etcd_password,
+    }
 
 
 def _write(ctx: click.Context, mode: Mode, files: tuple[str, ...], recursive: bool, *, skip: bool = False) -> None:

@@ -1,5 +1,9 @@
 """Seawall's revisioned resource store: one etcd v3-shaped interface
-(``interface``), the embedded SQLite backend, and URL-based opening."""
+(``interface``), the embedded SQLite backend, the etcd v3 backend
+(``EtcdDatastore``, imported lazily so that grpc is only loaded when used), and
+URL-based opening."""
+
+from typing import Any
 
 from seawall.datastore.interface import (
     AlreadyExists,
@@ -21,6 +25,15 @@ from seawall.datastore.interface import (
 from seawall.datastore.sqlite import SqliteDatastore
 from seawall.datastore.url import DEFAULT_SQLITE_PATH, open_datastore, resolve_datastore_url
 
+
+def __getattr__(name: str) -> Any:
+    if name == "EtcdDatastore":
+        from seawall.datastore.etcd import EtcdDatastore
+
+        return EtcdDatastore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "DEFAULT_SQLITE_PATH",
     "AlreadyExists",
@@ -30,6 +43,7 @@ __all__ = [
     "DatastoreError",
     "DatastoreUnavailable",
     "Delete",
+    "EtcdDatastore",
     "EventType",
     "KeyValue",
     "ListResult",
