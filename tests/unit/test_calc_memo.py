@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from seawall.calc import CalcMemo, Snapshot, compute
 from seawall.calc.memo import NoMemo
 
@@ -65,3 +68,35 @@ def test_an_unchanged_big_set_is_not_parsed_again_after_an_idle_round(monkeypatc
     assert len(parsed) < 100
     assert with_memo == compute(changed, "jasper", ETH0, NoMemo())
     assert not {"10.0.0.0/24", "10.0.1.0/24"} & with_memo.xdp.interfaces[0].cidrs
+
+
+POOL = ["10.0.0.0/24", "10.0.0.1/24", "10.0.0.7/32", "10.0.0.7", "192.0.2.0/24", "192.0.2.128/25",
+        "2001:db8::/32", "2001:DB8::/32", "2001:db8::1/128", "0.0.0.0/0", "10.1.0.0/16"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(POOL), max_size=8), min_size=1, max_size=6))
+def test_versions_of_one_set_compute_as_from_scratch(versions: list[list[str]]) -> None:
+    """The incremental canonicalisation of a network set's new version (only the
+    difference to the previous version is parsed) gives what a fresh compute gives,
+    whatever the non-canonical spellings and duplicates."""
+    memo = CalcMemo()
+    for nets in versions:
+        snapshot = Snapshot.from_stored([*SEED[:1], gns("dos-mitigation", nets), SEED[2]])
+        assert compute(snapshot, "jasper", ETH0, memo) == compute(snapshot, "jasper", ETH0, NoMemo())
+
+
+def test_adding_a_net_to_a_big_set_parses_only_the_new_net(monkeypatch) -> None:
+    import sys
+
+    compute_module = sys.modules["seawall.calc.compute"]  # the module (the package re-exports the function)
+    nets = [f"10.{i >> 8}.{i & 255}.0/24" for i in range(20_000)]
+    memo = CalcMemo()
+    compute(Snapshot.from_stored([*SEED[:1], gns("dos-mitigation", nets), SEED[2]]), "jasper", ETH0, memo)
+    parsed = []
+    real = compute_module._canonical
+    monkeypatch.setattr(compute_module, "_canonical", lambda text: parsed.append(text) or real(text))
+    bigger = Snapshot.from_stored([*SEED[:1], gns("dos-mitigation", [*nets, "203.0.113.9/32"]), SEED[2]])
+    desired = compute(bigger, "jasper", ETH0, memo)
+    assert parsed == ["203.0.113.9/32"]
+    assert "203.0.113.9/32" in desired.xdp.interfaces[0].cidrs and len(desired.xdp.interfaces[0].cidrs) == 20_001

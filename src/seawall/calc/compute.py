@@ -23,7 +23,7 @@ Choices worth knowing:
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -143,6 +143,24 @@ def resolve_interfaces(heps: Mapping[str, models.HostEndpoint], interfaces: Node
 # ------------------------------------------------------------------ rules
 
 
+def _canonical_nets(memo: CalcMemo, name: str, nets: Sequence[str]) -> frozenset[str]:
+    """A network set's nets, canonical. When the previous version of the set of
+    this name was canonicalised one-to-one (no two nets with the same canonical
+    form), only the difference is parsed: adding a net to a million-net set
+    under attack costs a few set operations (~0.2 s), not a million parses (~3.5 s)."""
+    raw = frozenset(nets)
+    previous = memo.recall("gns-raw", name)
+    if previous is not None and len(previous[0]) == len(previous[1]):
+        old_raw, old_canonical = previous
+        removed = frozenset(map(_canonical, old_raw - raw))
+        added = frozenset(map(_canonical, raw - old_raw))
+        canonical = (old_canonical - removed) | added
+    else:
+        canonical = frozenset(map(_canonical, raw))
+    memo.keep("gns-raw", name, (raw, canonical))
+    return canonical
+
+
 def _union(parts: list[frozenset[str]]) -> frozenset[str]:
     return parts[0] if len(parts) == 1 else frozenset().union(*parts)
 
@@ -157,7 +175,8 @@ class _Translator:
     def _members(self, resource: models.GlobalNetworkSet | models.HostEndpoint) -> frozenset[str]:
         if isinstance(resource, models.GlobalNetworkSet):
             nets = resource.spec.nets or ()
-            return self.memo.get("gns-members", (resource,), lambda: frozenset(map(_canonical, nets)))
+            name = resource.metadata.name
+            return self.memo.get("gns-members", (resource,), lambda: _canonical_nets(self.memo, name, nets))
         ips = resource.spec.expectedIPs or ()
         return self.memo.get("hep-members", (resource,), lambda: frozenset(c for c in map(_host_cidr, ips) if c))
 

@@ -54,6 +54,27 @@ class CalcMemo:
         self._used.add(slot)
         return value
 
+    def recall(self, kind: str, key: Hashable) -> Any:
+        """The value last ``keep``-ed under (kind, key), or None: a previous
+        *version* of something (e.g. the set of that name before this update),
+        for incremental work. Asked for inside a ``get`` it becomes a dependency
+        of that entry, so it lives as long as the entry is reused."""
+        slot = ("named", kind, key)
+        if self._making:
+            self._making[-1].append(slot)
+        found = self._entries.get(slot)
+        if found is None:
+            return None
+        self._used.add(slot)
+        return found[1]
+
+    def keep(self, kind: str, key: Hashable, value: Any) -> None:
+        slot = ("named", kind, key)
+        if self._making:
+            self._making[-1].append(slot)
+        self._entries[slot] = ((), value, ())
+        self._used.add(slot)
+
     def _mark_used(self, slot: Hashable) -> None:
         pending = [slot]
         while pending:
@@ -84,4 +105,10 @@ class NoMemo(CalcMemo):
         return make()
 
     def sweep(self) -> None:
+        return None
+
+    def recall(self, kind: str, key: Hashable) -> Any:
+        return None
+
+    def keep(self, kind: str, key: Hashable, value: Any) -> None:
         return None
