@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # clang + libbpf-dev build the XDP program; libbpf1 loads it; iproute2 for netns tests.
-APT_PACKAGES := clang llvm libbpf-dev libbpf1 linux-libc-dev iproute2 iptables ipset etcd-server etcd-client
+APT_PACKAGES := clang llvm libbpf-dev libbpf1 linux-libc-dev iproute2 iptables ipset etcd-server etcd-client xdp-tools nftables ethtool util-linux
 DEMO_DB ?= /tmp/seawall-demo/seawall.db
 
 BPF_OBJ := src/seawall/dataplane/xdp/bpf/blocklist.bpf.o
@@ -40,7 +40,19 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q
 
-bench: bench-apply bench-xdp bench-raw bench-agent
+# Flood test (root): every contestant drops a UDP flood on a veth; writes bench/results/flood.json,
+# docs/benchmarks.md and docs/benchmarks/flood-*.png. Quick (< 5 min): N = 1 and 10,000 single, 10,000 spread.
+bench: setup
+	$(PY) bench/flood/flood.py $(ARGS)
+
+# The full flood test: N = 1, 10,000 and 1,000,000 x single and spread, every contestant.
+bench-full: setup
+	$(PY) bench/flood/flood.py --full $(ARGS)
+
+.PHONY: bench-full bench-all
+
+# Every benchmark of the project (bench-cluster needs etcd; see its target).
+bench-all: bench-full bench-apply bench-xdp bench-raw bench-agent bench-cluster
 
 bench-apply: setup
 	$(PY) bench/apply_million.py
