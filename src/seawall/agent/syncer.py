@@ -65,10 +65,6 @@ class Syncer:
     def in_sync(self) -> bool:
         return self.listed and self.probe_ok
 
-    @in_sync.setter
-    def in_sync(self, value: bool) -> None:
-        self.listed = value
-
     def start(self) -> None:
         self._thread.start()
         if self.probe_s > 0:
@@ -114,7 +110,7 @@ class Syncer:
             except RevisionCompacted as exc:
                 log.warning("watch lost (%s); relisting", exc)
             except Exception as exc:  # noqa: BLE001 - DatastoreError or a bug: keep the last state, retry
-                self.in_sync = False
+                self.listed = False
                 self.failures += 1
                 self.last_error = str(exc)
                 delay = self.next_delay()
@@ -130,7 +126,7 @@ class Syncer:
         with self._lock:
             self._items = {(kv.kind, kv.name): kv.value for kv in listing.items if kv.kind in KINDS}
             self.revision = listing.revision
-        self.in_sync = True
+        self.listed = True
         self.failures = 0
         self.last_error = None
         self.changed.set()

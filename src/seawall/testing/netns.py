@@ -134,32 +134,27 @@ def veth_pair(ns_a: str | None, ns_b: str | None, *, addr_a: str | None = None, 
 
 
 @contextlib.contextmanager
-def bridge(ns: str | None, name: str | None = None, *, addr: str | None = None) -> Iterator[str]:
+def _link(ns: str | None, name: str, kind: list[str], addr: str | None) -> Iterator[str]:
+    """``ip link add NAME <kind…>``, address, up; deleted on exit even on failure."""
+    ip("link", "add", name, *kind, ns=ns)
+    try:
+        if addr:
+            _add_addr(ns, name, addr)
+        ip("link", "set", name, "up", ns=ns)
+        yield name
+    finally:
+        _del_link(ns, name)
+
+
+def bridge(ns: str | None, name: str | None = None, *, addr: str | None = None) -> contextlib.AbstractContextManager[str]:
     """A Linux bridge (no native XDP: generic mode only), up."""
-    name = name or unique_name("swbr")
-    ip("link", "add", name, "type", "bridge", ns=ns)
-    try:
-        if addr:
-            _add_addr(ns, name, addr)
-        ip("link", "set", name, "up", ns=ns)
-        yield name
-    finally:
-        _del_link(ns, name)
+    return _link(ns, name or unique_name("swbr"), ["type", "bridge"], addr)
 
 
-@contextlib.contextmanager
 def macvlan(ns: str | None, parent: str, name: str | None = None, *, mode: str = "bridge",
-            addr: str | None = None) -> Iterator[str]:
+            addr: str | None = None) -> contextlib.AbstractContextManager[str]:
     """A macvlan on ``parent`` (both in ``ns``), up."""
-    name = name or unique_name("swmv")
-    ip("link", "add", name, "link", parent, "type", "macvlan", "mode", mode, ns=ns)
-    try:
-        if addr:
-            _add_addr(ns, name, addr)
-        ip("link", "set", name, "up", ns=ns)
-        yield name
-    finally:
-        _del_link(ns, name)
+    return _link(ns, name or unique_name("swmv"), ["link", parent, "type", "macvlan", "mode", mode], addr)
 
 
 def _setns(fd: int, what: str) -> None:
