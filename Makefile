@@ -8,14 +8,15 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# clang + libbpf-dev build the XDP program; libbpf1 loads it; iproute2 for netns tests.
-APT_PACKAGES := clang llvm libbpf-dev libbpf1 linux-libc-dev iproute2 iptables ipset etcd-server etcd-client xdp-tools nftables ethtool util-linux
+# Every Debian package the code, tests, benchmarks and demo need: column 3 of packaging/debian-packages.tsv,
+# the one list (tests/unit/test_install_truth.py fails when something runs a program it does not install).
+APT_PACKAGES := $(shell awk -F'\t' '!/^#/ && NF >= 3 {print $$3}' packaging/debian-packages.tsv | sort -u)
 DEMO_DB ?= /tmp/seawall-demo/seawall.db
 
 BPF_OBJ := src/seawall/dataplane/xdp/bpf/blocklist.bpf.o
 BPF_SRC := src/seawall/dataplane/xdp/bpf/blocklist.bpf.c
 
-.PHONY: demo test setup apt bench bench-xdp bench-apply bench-raw bench-agent bench-cluster clean
+.PHONY: demo test lint setup apt bench bench-xdp bench-apply bench-raw bench-agent bench-cluster clean
 
 setup: $(STAMP) $(BPF_OBJ)
 
@@ -37,7 +38,14 @@ $(BPF_OBJ): $(BPF_SRC) $(wildcard src/seawall/dataplane/xdp/bpf/*.h) | apt
 demo: setup
 	bash examples/demo.sh $(DEMO_DB)
 
-test: setup
+# The guard rails, before any test: ruff, mypy and the layer contracts (import-linter);
+# pyproject.toml says which rules and why.
+lint: setup
+	$(VENV)/bin/ruff check src tests bench examples
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
+
+test: lint
 	$(PY) -m pytest -q
 
 # Flood test (root): every contestant drops a UDP flood on a veth; writes bench/results/flood.json,

@@ -110,7 +110,8 @@ def run_config(rounds: int, resident: int) -> dict:
             while not pin.exists() and time.monotonic() < deadline:
                 time.sleep(0.05)
             prog = libbpf.obj_get(str(pin))
-            last_resident = F.udp4(f"{100 + ((resident - 1) >> 16)}.{((resident - 1) >> 8) & 255}.{(resident - 1) & 255}.9") if resident else None
+            last = resident - 1
+            last_resident = F.udp4(f"{100 + (last >> 16)}.{(last >> 8) & 255}.{last & 255}.9") if resident else None
             while last_resident is not None and libbpf.prog_test_run(prog, last_resident).retval != 1:
                 if time.monotonic() > deadline:
                     raise SystemExit("the resident set was not enforced within 300 s:\n" + (Path(tmp) / "agent.log").read_text()[-3000:])

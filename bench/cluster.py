@@ -47,12 +47,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO))  # the cluster harness lives with the kernel tests
 
+from bench.agent_latency import percentile, write  # noqa: E402
+from tests.kernel.cluster_world import Cluster, cluster_world, deny_policy, documents, network_set  # noqa: E402
+
 from seawall.dataplane.xdp import libbpf  # noqa: E402
 from seawall.datastore import Datastore, open_datastore  # noqa: E402
 from seawall.testing import frames as F  # noqa: E402
 from seawall.testing.netns import in_netns  # noqa: E402
-from bench.agent_latency import percentile, write  # noqa: E402
-from tests.kernel.cluster_world import Cluster, cluster_world, deny_policy, documents, network_set  # noqa: E402
 
 TARGET_P99_MS = 250.0
 BASE = ["1.2.3.4/32", "5.6.0.0/16"]  # the seed's set
@@ -396,8 +397,8 @@ p99 {r['converge_p99_ms']} ms). Against the shared SQLite file, etcd's write tak
 {e['write_ms']['p50']} ms instead of {s['write_ms']['p50']} ms (p50: a read and a transaction over gRPC), and
 convergence p50/p99 is {e['converge_ms']['p50']}/{e['converge_ms']['p99']} ms instead of
 {s['converge_ms']['p50']}/{s['converge_ms']['p99']} ms: the rest of the time is the agents' own work (calc,
-XDP map update), three agents competing for the CPU. With a {size}-net set resident, every change to a set the rule selects rebuilds that rule's union
-of sets and diffs it, in both tiers, on every node: O(set size) per change (see
+XDP map update), three agents competing for the CPU. With a {size}-net set resident, every change to a set the rule
+selects rebuilds that rule's union of sets and diffs it, in both tiers, on every node: O(set size) per change (see
 docs/benchmarks/agent.md), three times over on two cores.
 
 ## A {size}-net GlobalNetworkSet

@@ -187,7 +187,8 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
     return {
         "benchmark": "xdp",
         "mode": "full" if args.full else "quick",
-        "machine": f"{os.cpu_count()} cores, {platform.machine()}, Linux {platform.release()}, pinned to CPU {max(os.sched_getaffinity(0))}",
+        "machine": f"{os.cpu_count()} cores, {platform.machine()}, Linux {platform.release()}, "
+                   f"pinned to CPU {max(os.sched_getaffinity(0))}",
         "repeat": args.repeat, "rounds": args.rounds,
         "rows": rows,
         "extra_rows": extra_rows,
@@ -234,7 +235,8 @@ def render(results: dict[str, object]) -> str:
         own = base.get((r["family"], r["hit"]))
         lines.append(
             f"| {r['family']} | {r['entries']:,} | {'hit' if r['hit'] else 'miss'} | {r['seawall_ns']:.0f} | {r['floor_ns']:.0f} | "
-            f"{r['lpm_ns']:.0f} | {r['seawall_ns'] - r['floor_ns']:.0f} | {r['seawall_ns'] / own:.2f} | {r['seawall_ns'] / r['lpm_ns']:.2f} |"
+            f"{r['lpm_ns']:.0f} | {r['seawall_ns'] - r['floor_ns']:.0f} | {r['seawall_ns'] / own:.2f} | "
+            f"{r['seawall_ns'] / r['lpm_ns']:.2f} |"
             if own else
             f"| {r['family']} | {r['entries']:,} | {'hit' if r['hit'] else 'miss'} | {r['seawall_ns']:.0f} | {r['floor_ns']:.0f} | "
             f"{r['lpm_ns']:.0f} | {r['seawall_ns'] - r['floor_ns']:.0f} | – | {r['seawall_ns'] / r['lpm_ns']:.2f} |"
@@ -242,7 +244,8 @@ def render(results: dict[str, object]) -> str:
     lines += ["", "Other prefix lengths in the same sets (IPv4 /24: one array access; IPv6 /128: exact match under its /64):", "",
               "| family | entries | probe | seawall ns | floor ns | lpm ns |", "|---|---:|---|---:|---:|---:|"]
     for r in results.get("extra_rows", []):
-        lines.append(f"| {r['family']} | {r['entries']:,} | {r['probe']} | {r['seawall_ns']:.0f} | {r['floor_ns']:.0f} | {r['lpm_ns']:.0f} |")
+        lines.append(f"| {r['family']} | {r['entries']:,} | {r['probe']} | {r['seawall_ns']:.0f} | "
+                     f"{r['floor_ns']:.0f} | {r['lpm_ns']:.0f} |")
     lines += ["", "Targets at 1,000,000 entries:", ""]
     for r in rows:
         if r["entries"] == 1_000_000:
@@ -274,7 +277,7 @@ def plot(results: dict[str, object], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for ax, family in zip(axes, ("ipv4", "ipv6")):
+    for ax, family in zip(axes, ("ipv4", "ipv6"), strict=True):
         for hit, style in ((True, "-"), (False, "--")):
             rows = [r for r in results["rows"] if r["family"] == family and r["hit"] == hit and r["entries"] > 0]
             xs = [r["entries"] for r in rows]

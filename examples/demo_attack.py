@@ -135,7 +135,8 @@ def main() -> int:
 
         say(f"protected host {HOST} ({link.name_a}); attacker {ATTACKER}; client {CLIENT}")
         apply([f"{ATTACKER}/32", "5.6.0.0/16"])
-        agent = subprocess.Popen(["ip", "netns", "exec", host, *cli, "agent", "--node", NODE, "--bpffs", str(fs), "--run-dir", str(run_dir)],
+        agent = subprocess.Popen(["ip", "netns", "exec", host, *cli, "agent",
+                                  "--node", NODE, "--bpffs", str(fs), "--run-dir", str(run_dir)],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             iface_status = lambda: next((i for i in status().get("interfaces", []) if i["name"] == link.name_a), {})  # noqa: E731
@@ -205,7 +206,8 @@ def main() -> int:
             show(f"seawall status --bpffs {fs}  (counters read live from the pinned maps)",
                  [*cli, "status", "--run-dir", str(run_dir), "--bpffs", str(fs)])
             dropped_after = next(i for i in live()["interfaces"] if i["name"] == link.name_a)["counters"]["dropped"]
-            check(dropped_after >= dropped_before + 500, f"live counters went on counting without the agent (+{dropped_after - dropped_before})")
+            check(dropped_after >= dropped_before + 500,
+                  f"live counters went on counting without the agent (+{dropped_after - dropped_before})")
 
             say("seawall teardown: remove every program, pin, chain and ipset")
             torn = show("seawall teardown", ["ip", "netns", "exec", host, *cli, "teardown", "--node", NODE,

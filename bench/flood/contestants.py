@@ -41,17 +41,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lab import Lab, link_stats, snmp
+from prefixes import Blocklist
+
 from seawall.api.felix import DEFAULT_FAILSAFE_INBOUND, DEFAULT_FAILSAFE_OUTBOUND
+from seawall.calc.xdp_desired import InterfaceBlocklist, XdpDesiredState
 from seawall.dataplane.iptables.backend import SubprocessRunner
 from seawall.dataplane.iptables.dataplane import RawDataplane
 from seawall.dataplane.xdp import libbpf
-from seawall.dataplane.xdp.desired import InterfaceBlocklist, XdpDesiredState
 from seawall.dataplane.xdp.driver import XdpDriver
 from seawall.policy.model import Action, CidrSet, EntityMatch, FailsafePort, InterfacePolicy, Policy, Rule, UntrackedState
 from seawall.testing.netns import in_netns, run_in
-
-from lab import Lab, link_stats, snmp
-from prefixes import Blocklist
 
 XDP_FILTER_MAX = 10_000  # max_entries of xdp-filter's filter_ipv4 map
 PROTO = {"TCP": 6, "UDP": 17, "SCTP": 132}

@@ -138,7 +138,7 @@ def measure_cell(lb: L.Lab, gen: L.Generator, inst: C.Installed, bl: P.Blocklist
         # neighbour in time); the repetition's figure is the median of its rounds.
         scale = sent / max(delivered, 1)  # frames lost at the ring cost the receiver nothing
         victim, ref, ratio = [], [], []
-        for g, c, r in zip(gens, cons, refs):
+        for g, c, r in zip(gens, cons, refs, strict=True):
             g_ns = g.cpu_ns / g.sent
             v_ns = (c.cpu_ns / c.sent - g_ns) * scale
             f_ns = r.cpu_ns / r.sent - g_ns

@@ -28,9 +28,9 @@ import contextlib
 import errno
 import json
 import os
+import signal
 import socket
 import struct
-import signal
 import tempfile
 import threading
 import time
@@ -218,10 +218,10 @@ def snmp(ns: str) -> dict[str, int]:
     with in_netns(ns), open("/proc/thread-self/net/snmp") as f:
         lines = f.read().splitlines()
     out: dict[str, int] = {}
-    for head, values in zip(lines[::2], lines[1::2]):
+    for head, values in zip(lines[::2], lines[1::2], strict=True):
         proto, names = head.split(":", 1)
         _, nums = values.split(":", 1)
-        for name, value in zip(names.split(), nums.split()):
+        for name, value in zip(names.split(), nums.split(), strict=True):
             out[f"{proto}.{name}"] = int(value)
     return out
 

@@ -78,10 +78,10 @@ def generate(n: int, seed: int = 20261126) -> Blocklist:
         key = (length << 32) | value
         if key in covered:  # something inside it is taken
             continue
-        if any(((l << 32) | (value & MASKS[l])) in kept for l in range(16, length + 1)):
+        if any(((n << 32) | (value & MASKS[n])) in kept for n in range(16, length + 1)):
             continue  # it is inside (or equal to) something taken
         kept.add(key)
-        covered.update((l << 32) | (value & MASKS[l]) for l in range(16, length))
+        covered.update((n << 32) | (value & MASKS[n]) for n in range(16, length))
         prefixes.append((value, length))
     check_disjoint(prefixes)
     hosts = [_host(rng, v, length) for v, length in prefixes]

@@ -12,8 +12,7 @@ import ipaddress
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from seawall.dataplane.xdp import libbpf
 from seawall.dataplane.xdp.build import object_path
@@ -213,7 +212,8 @@ ports = st.sampled_from([22, 53, 68, 80, 443, 6443])
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     cidrs=st.lists(st.one_of(v4_net, v6_net), min_size=1, max_size=12, unique=True),
-    picks=st.lists(st.tuples(st.integers(0, 11), st.integers(0, 4), st.sampled_from(["tcp", "udp"]), ports, st.integers(0, 2)), min_size=1, max_size=12),
+    picks=st.lists(st.tuples(st.integers(0, 11), st.integers(0, 4), st.sampled_from(["tcp", "udp"]), ports, st.integers(0, 2)),
+                   min_size=1, max_size=12),
     failsafe=st.frozensets(st.tuples(st.sampled_from([F.TCP, F.UDP]), ports), max_size=3),
 )
 def test_generated_sets_and_packets_match_the_reference(program: Program, cidrs, picks, failsafe) -> None:

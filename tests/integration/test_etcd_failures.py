@@ -34,8 +34,8 @@ from seawall.testing.etcd import EtcdServer, etcd_server, have_etcd, install_hin
 pytestmark = pytest.mark.skipif(not have_etcd(), reason=install_hint)
 
 if have_etcd():
-    from seawall.datastore.etcd import EtcdDatastore
     from seawall.datastore import etcd_keys as ek
+    from seawall.datastore.etcd import EtcdDatastore
 
 PUT, DELETE = EventType.PUT, EventType.DELETE
 Opener = Callable[..., "EtcdDatastore"]

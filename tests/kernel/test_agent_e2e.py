@@ -128,7 +128,8 @@ def test_seed_recipe_end_to_end(world: World) -> None:
         assert wait_until(ready, timeout=30), agent.stderr.read() if agent.poll() is not None else world.status()
         received = world.traffic([BLOCKED, ALLOWED])
         assert received.get(BLOCKED, 0) == 0 and received[ALLOWED] == 30
-        assert wait_until(lambda: next(i for i in world.status()["interfaces"] if i["name"] == world.iface)["counters"]["dropped"] >= 30, timeout=5)
+        assert wait_until(lambda: next(i for i in world.status()["interfaces"] if i["name"] == world.iface)["counters"]["dropped"] >= 30,
+                          timeout=5)
 
         # Under attack: add a CIDR to the set; it is dropped shortly after the apply.
         assert world.cli("apply", "-f", "-", stdin=seed(world.iface, [f"{BLOCKED}/32", "5.6.0.0/16", f"{LATER}/32"])).returncode == 0

@@ -17,7 +17,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from seawall.testing.netns import in_netns
 from seawall.testing.traffic import send_udp, udp_receiver, wait_until
-from tests.kernel.test_agent_e2e import ALLOWED, BLOCKED, PORT, VICTIM, World, seed, start_agent, world  # noqa: F401
+from tests.kernel import test_agent_e2e
+from tests.kernel.test_agent_e2e import ALLOWED, BLOCKED, PORT, VICTIM, World, seed, start_agent
+
+world = test_agent_e2e.world  # the same fixture: a victim and an attacker namespace on a veth
 
 HEALTH_PORT = 9099  # the default: Felix's healthPort on healthHost localhost
 FLOOD = 3000
@@ -132,12 +135,14 @@ def test_a_busy_metrics_port_is_reported_and_retried(world: World) -> None:
 
 
 def _raw_rules(world: World, backend: str, chain: str) -> int:
+    # runs: iptables-nft iptables-legacy
     out = subprocess.run(["ip", "netns", "exec", world.victim, f"iptables-{backend}", "-t", "raw", "-S", chain],
                          capture_output=True, text=True, timeout=30, check=True).stdout
     return sum(1 for line in out.splitlines() if line.startswith("-A "))
 
 
 def _flush(world: World, backend: str, chain: str) -> None:
+    # runs: iptables-nft iptables-legacy
     subprocess.run(["ip", "netns", "exec", world.victim, f"iptables-{backend}", "-t", "raw", "-F", chain],
                    capture_output=True, timeout=30, check=True)
 

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from seawall.dataplane.xdp import features as F
-from seawall.dataplane.xdp import libbpf as L
+from seawall.dataplane.xdp import features as F, libbpf as L
 from seawall.dataplane.xdp._libbpf_types import LAYOUTS
 from seawall.testing.netns import VethPair, bridge, in_netns, ip, macvlan, netns, veth_pair
 
@@ -59,7 +58,7 @@ def test_struct_layouts_match_headers(tmp_path: Path) -> None:
     src.write_text("#include <stdio.h>\n#include <stddef.h>\n#include <bpf/libbpf.h>\n#include <bpf/bpf.h>\n"
                    "#include <linux/bpf.h>\nint main(void) {\n" + "\n".join(lines) + "\nreturn 0; }\n")
     subprocess.run(["clang", "-o", str(tmp_path / "layout"), str(src)], check=True, capture_output=True)
-    out = subprocess.run([str(tmp_path / "layout")], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run([str(tmp_path / "layout")], check=True, capture_output=True, text=True).stdout  # runs: (built)
     c_layout = {k: int(v) for k, v in (line.split() for line in out.splitlines())}
     for cname, cls in LAYOUTS.items():
         # Ours may be a prefix of a newer header's struct (libbpf/kernel honour sz), never bigger.

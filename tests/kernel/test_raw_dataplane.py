@@ -12,7 +12,7 @@ import pytest
 from seawall.dataplane.iptables.backend import SubprocessRunner
 from seawall.dataplane.iptables.dataplane import RawDataplane
 from seawall.dataplane.iptables.names import ipset_name
-from seawall.dataplane.iptables.tables import parse_save
+from seawall.dataplane.iptables.ruleset import parse_save
 from seawall.policy.model import (
     Action,
     CidrSet,
@@ -48,6 +48,7 @@ def _state(iface: str) -> UntrackedState:
 
 def _no_trace(runner: SubprocessRunner, backend: str) -> None:
     for base in ("iptables", "ip6tables"):
+        # runs: iptables-nft-save iptables-legacy-save ip6tables-nft-save ip6tables-legacy-save
         saved = parse_save(runner([f"{base}-{backend}-save", "-t", "raw"], None))
         if saved is None:
             continue

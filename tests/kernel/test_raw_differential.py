@@ -17,8 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from seawall.dataplane.iptables.backend import SubprocessRunner
 from seawall.dataplane.iptables.driver import RawDriver
@@ -175,7 +174,8 @@ def build_state(iface: str, raw: tuple) -> UntrackedState:
 
 def test_seed_recipe_blocklist_in_the_kernel_matches_the_oracle(lab: Lab) -> None:
     state = UntrackedState(
-        interfaces=(InterfacePolicy(lab.iface, (Policy("dos-mitigation", None, ingress=(Rule(Action.DENY, source=EntityMatch(sets=("s:dos",))),)),)),),
+        interfaces=(InterfacePolicy(lab.iface, (Policy("dos-mitigation", None,
+                                                       ingress=(Rule(Action.DENY, source=EntityMatch(sets=("s:dos",))),)),)),),
         sets={"s:dos": CidrSet("s:dos", frozenset({"10.88.0.4/30", "1.2.3.4/32"}))},
         failsafe_in=(FailsafePort(17, 5001),),
         failsafe_out=(FailsafePort(17, 53),),
@@ -188,7 +188,8 @@ def test_seed_recipe_blocklist_in_the_kernel_matches_the_oracle(lab: Lab) -> Non
     assert "10.88.0.4:40000:5001" in seen  # the failsafe port passes even from a blocked source
 
 
-@settings(max_examples=int(os.environ.get("SEAWALL_DIFF_EXAMPLES", "12")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("SEAWALL_DIFF_EXAMPLES", "12")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(raw=state_strategy)
 def test_generated_policies_match_the_oracle(lab: Lab, raw: tuple) -> None:
     state = build_state(lab.iface, raw)

@@ -17,7 +17,7 @@ import pytest
 from seawall.dataplane.iptables.backend import Backend, SubprocessRunner, binaries
 from seawall.dataplane.iptables.driver import RawDriver
 from seawall.dataplane.iptables.rendered import IpSetContent, RenderedRaw, TableContent
-from seawall.dataplane.iptables.tables import parse_save
+from seawall.dataplane.iptables.ruleset import parse_save
 from seawall.testing.netns import ip, netns, run_in, veth_pair
 from seawall.testing.traffic import send_udp, start_udp_sender, udp_receiver
 

@@ -92,8 +92,8 @@ ICMP_ECHO = textwrap.dedent("""
 
 
 def icmp_in_echos(ns: str) -> int:
-    lines = [line.split() for line in subprocess.run(["ip", "netns", "exec", ns, "cat", "/proc/net/snmp"],
-                                                       capture_output=True, text=True, check=True).stdout.splitlines() if line.startswith("Icmp:")]
+    snmp = subprocess.run(["ip", "netns", "exec", ns, "cat", "/proc/net/snmp"], capture_output=True, text=True, check=True).stdout
+    lines = [line.split() for line in snmp.splitlines() if line.startswith("Icmp:")]
     return int(lines[1][lines[0].index("InEchos")])
 
 

@@ -27,7 +27,7 @@ from seawall.dataplane.xdp.loader import interface_dir
 from seawall.dataplane.xdp.maps import MAP_NAMES
 from seawall.dataplane.xdp.reference import Outcome
 from seawall.dataplane.xdp.tables import MapKind
-from seawall.testing.netns import bpffs, bridge, in_netns, ip, netns, run_in, unique_name, veth_pair
+from seawall.testing.netns import bpffs, bridge, in_netns, ip, netns, unique_name, veth_pair
 from seawall.testing.traffic import send_udp, start_udp_sender, udp_receiver
 from tests.kernel.conftest import compile_bpf
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from seawall.calc import NodeInterfaces, Snapshot, compute
 from seawall.policy.verdict import Packet, Verdict, verdict

@@ -13,11 +13,10 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
-from seawall.dataplane.iptables.rendered import RenderedRaw
 from seawall.dataplane.iptables.render import render
+from seawall.dataplane.iptables.rendered import RenderedRaw
 from seawall.policy.model import (
     Action,
     CidrSet,
@@ -38,7 +37,9 @@ NETS = ["1.2.3.4/32", "1.2.0.0/16", "10.0.0.0/8", "0.0.0.0/0", "2001:db8::/32", 
 ADDRS = ["1.2.3.4", "1.2.9.9", "10.1.1.1", "8.8.8.8", "2001:db8::1", "2001:db8::2", "fd00::1"]
 IFACES = ["eth0", "ens3", "bond0.100", "a-very-long-ifname"]
 
-ports = st.lists(st.builds(lambda a, n: PortRange(a, min(a + n, 65535)), st.sampled_from([0, 1, 53, 80, 443, 1000, 65535]), st.sampled_from([0, 0, 3])), max_size=20).map(tuple)
+ports = st.lists(st.builds(lambda a, n: PortRange(a, min(a + n, 65535)),
+                          st.sampled_from([0, 1, 53, 80, 443, 1000, 65535]), st.sampled_from([0, 0, 3])),
+                max_size=20).map(tuple)
 
 
 def sparse(strategy: st.SearchStrategy, empty: object = None) -> st.SearchStrategy:
@@ -77,7 +78,8 @@ policy = st.builds(
     egress=st.lists(rule, max_size=3).map(tuple),
 )
 failsafe = st.lists(
-    st.builds(FailsafePort, st.sampled_from([6, 17, 132]), st.sampled_from([22, 53, 80]), st.none() | st.sampled_from(NETS[:3] + NETS[4:5])),
+    st.builds(FailsafePort, st.sampled_from([6, 17, 132]), st.sampled_from([22, 53, 80]),
+              st.none() | st.sampled_from(NETS[:3] + NETS[4:5])),
     max_size=3,
 ).map(tuple)
 
@@ -93,7 +95,8 @@ def states(draw: st.DrawFn) -> UntrackedState:
         for p in draw(st.lists(policy, max_size=3)):
             pols.append(bodies.setdefault(p.name, p))
         ifaces.append(InterfacePolicy(n, tuple(dict.fromkeys(pols))))
-    sets = {"s:a": CidrSet("s:a", frozenset({"1.2.3.4/32", "2001:db8::/48"})), "s:b": CidrSet("s:b", frozenset({"0.0.0.0/0", "10.0.0.0/8"}))}
+    sets = {"s:a": CidrSet("s:a", frozenset({"1.2.3.4/32", "2001:db8::/48"})),
+            "s:b": CidrSet("s:b", frozenset({"0.0.0.0/0", "10.0.0.0/8"}))}
     return UntrackedState(tuple(ifaces), sets, draw(failsafe), draw(failsafe))
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
+from prometheus_client.parser import text_string_to_metric_families
 
 from seawall.agent import loop
 from seawall.agent.health import HealthState, liveness, readiness
@@ -28,10 +28,10 @@ from seawall.agent.metrics import AgentMetrics, InterfaceSample, MetricsSnapshot
 from seawall.agent.status import interface_status
 from seawall.api.felix import EffectiveFelixConfig
 from seawall.calc.compute import InterfaceDecisions
-from seawall.dataplane.iptables.dataplane import RawInterfaceReport
 from seawall.dataplane.iptables.driver import FamilyReport, RawReport
-from seawall.dataplane.xdp.driver import InterfaceReport
+from seawall.dataplane.iptables.report import RawInterfaceReport
 from seawall.dataplane.xdp.reference import Outcome
+from seawall.dataplane.xdp.report import InterfaceReport
 from seawall.datastore import SqliteDatastore
 from seawall.testing.traffic import wait_until
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from seawall.agent.status import reconcile_status
-from seawall.dataplane.iptables.dataplane import RawInterfaceReport
-from seawall.dataplane.xdp.driver import InterfaceReport
+from seawall.dataplane.iptables.report import RawInterfaceReport
+from seawall.dataplane.xdp.report import InterfaceReport
 
 from .test_calc import SEED, gnp, gns, run
 

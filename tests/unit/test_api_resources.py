@@ -74,7 +74,8 @@ def test_full_rule_vocabulary_is_accepted() -> None:
   ingress:
   - action: Allow
     protocol: TCP
-    source: {nets: [192.168.0.0/16], notNets: [192.168.1.0/24], selector: "a == 'b'", notSelector: "c != 'd'", ports: [22, "1000:2000", http]}
+    source: {nets: [192.168.0.0/16], notNets: [192.168.1.0/24], selector: "a == 'b'", notSelector: "c != 'd'",
+             ports: [22, "1000:2000", http]}
     destination: {ports: [443], notPorts: ["8000:8100"]}
     metadata: {annotations: {reason: ssh-from-bastion}}
   - action: Log

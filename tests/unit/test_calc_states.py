@@ -26,8 +26,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from seawall.calc import CalcMemo, DesiredState, NodeInterfaces, Snapshot, compute
 from seawall.calc.validated import ValidatedResources

@@ -8,12 +8,10 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from seawall.api.kinds import KINDS
-from seawall.datastore import DatastoreUnavailable, open_datastore, resolve_datastore_url
-from seawall.datastore import etcd_keys as ek
+from seawall.datastore import DatastoreUnavailable, etcd_keys as ek, open_datastore, resolve_datastore_url
 from seawall.datastore.etcd import EtcdDatastore, normalise_endpoints
 from seawall.datastore.url import etcd_settings
 

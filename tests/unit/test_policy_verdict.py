@@ -140,7 +140,8 @@ def test_missing_set_makes_the_rule_absent() -> None:
 
 
 def test_ports_ranges_and_not_ports() -> None:
-    st = state(Rule(Action.DENY, destination=EntityMatch(ports=(PortRange(80, 80), PortRange(8000, 8100)), not_ports=(PortRange(8050, 8050),))))
+    st = state(Rule(Action.DENY, destination=EntityMatch(ports=(PortRange(80, 80), PortRange(8000, 8100)),
+                                                         not_ports=(PortRange(8050, 8050),))))
     assert v(st, tcp(dport=80)) is Verdict.DENY
     assert v(st, tcp(dport=8099)) is Verdict.DENY
     assert v(st, tcp(dport=8050)) is Verdict.CONTINUE

@@ -7,7 +7,7 @@ import pytest
 
 from seawall.dataplane.iptables.render import render
 from seawall.dataplane.iptables.rendered import RuleOrigin
-from seawall.dataplane.iptables.tables import hook_rule, our_comment
+from seawall.dataplane.iptables.ruleset import hook_rule, our_comment
 from seawall.policy.model import (
     Action,
     CidrSet,

@@ -7,8 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from seawall.dataplane.iptables import ipsets as I
-from seawall.dataplane.iptables import tables as T
+from seawall.dataplane.iptables import ipsets as I, ruleset as T
 from seawall.dataplane.iptables.backend import Backend, CommandError, binaries, count_rules, detect
 from seawall.dataplane.iptables.driver import RawDriver
 from seawall.dataplane.iptables.rendered import IpSetContent, RenderedRaw, TableContent
@@ -141,7 +140,8 @@ def test_binaries() -> None:
     assert binaries(Backend.NFT, 6)["save"] == "ip6tables-nft-save"
 
 
-@pytest.mark.parametrize(("legacy", "nft", "expected"), [(3, 1, Backend.LEGACY), (1, 3, Backend.NFT), (0, 0, Backend.NFT), (2, 2, Backend.NFT)])
+@pytest.mark.parametrize(("legacy", "nft", "expected"),
+                         [(3, 1, Backend.LEGACY), (1, 3, Backend.NFT), (0, 0, Backend.NFT), (2, 2, Backend.NFT)])
 def test_detect_auto_follows_host(legacy: int, nft: int, expected: Backend) -> None:
     rules = lambda n: "*raw\n" + "".join(f"-A PREROUTING -j X{i}\n" for i in range(n)) + "COMMIT\n"  # noqa: E731
     runner = FakeRunner({"iptables-legacy-save": rules(legacy), "iptables-nft-save": rules(nft),

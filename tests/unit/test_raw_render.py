@@ -234,7 +234,8 @@ def test_sets_not_sets_missing_sets_and_slash_zero() -> None:
 
 
 def test_several_policies_are_guarded_by_accept_and_pass_marks() -> None:
-    pols = (Policy("one", 1.0, ingress=(Rule(Action.PASS),)), Policy("two", 2.0, egress=(Rule(Action.DENY),)), Policy("three", None, ingress=(Rule(Action.DENY),)))
+    pols = (Policy("one", 1.0, ingress=(Rule(Action.PASS),)), Policy("two", 2.0, egress=(Rule(Action.DENY),)),
+            Policy("three", None, ingress=(Rule(Action.DENY),)))
     st = UntrackedState((InterfacePolicy("eth0", pols), InterfacePolicy("eth1", pols[1:2])), {})
     fh = chain(st, "sw-fh-eth0")
     assert [r for r in fh if "sw-pi-" in r] == ["-m mark --mark 0x0/0x30000 -j sw-pi-one", "-m mark --mark 0x0/0x30000 -j sw-pi-three"]

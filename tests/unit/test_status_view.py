@@ -7,8 +7,8 @@ import json
 from seawall.agent.status import reconcile_status
 from seawall.calc import Snapshot, compute
 from seawall.cli.status_view import build, fmt_value, render_status, to_text
-from seawall.dataplane.iptables.dataplane import RawInterfaceReport
-from seawall.dataplane.xdp.driver import InterfaceReport
+from seawall.dataplane.iptables.report import RawInterfaceReport
+from seawall.dataplane.xdp.report import InterfaceReport
 from tests.unit.test_calc import DENY_SET, ETH0, SEED, gnp
 
 STATUS = {

@@ -123,7 +123,7 @@ def test_unreachable_store_keeps_last_items_out_of_sync_then_relists(store: Fake
     assert not syncer.in_sync
     assert syncer.items() == before
     assert syncer.failures >= 6
-    gaps = [b - a for a, b in zip(store.list_calls[calls:], store.list_calls[calls + 1 :])]
+    gaps = [b - a for a, b in zip(store.list_calls[calls:], store.list_calls[calls + 1 :], strict=False)]
     assert gaps[-1] > gaps[0]  # backoff grows...
     assert max(gaps) < 0.16 * 1.5 + 0.1  # ...up to retry_max (plus scheduling slack)
     # the store is back with different content: relist, in sync, backoff reset

@@ -10,8 +10,7 @@ import ipaddress
 import struct
 
 import numpy as np
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from seawall.dataplane.xdp.maps import KEY_SIZES, VALUE_SIZES
 from seawall.dataplane.xdp.tables import (
@@ -139,7 +138,8 @@ def probes(cidrs: set[str]) -> list[str]:
 v4_cidr = st.builds(lambda a, p: f"{ipaddress.IPv4Address(a)}/{p}", st.integers(0, 2**32 - 1), st.integers(8, 32))
 v6_cidr = st.builds(lambda a, p: f"{ipaddress.IPv6Address(a)}/{p}", st.integers(0, 2**128 - 1),
                     st.sampled_from(sorted({max(0, level - k) for level in V6_LEVELS for k in range(9)})))
-clustered_v6 = st.builds(lambda a, p: f"2001:db8:{a:x}::{a:x}/{p}", st.integers(0, 15), st.sampled_from([28, 32, 40, 48, 56, 60, 64, 72, 80, 96, 120, 124, 128]))
+clustered_v6 = st.builds(lambda a, p: f"2001:db8:{a:x}::{a:x}/{p}", st.integers(0, 15),
+                        st.sampled_from([28, 32, 40, 48, 56, 60, 64, 72, 80, 96, 120, 124, 128]))
 clustered_v4 = st.builds(lambda a, p: f"10.1.{a >> 8}.{a & 255}/{p}", st.integers(0, 2047), st.integers(20, 32))
 cidr = st.one_of(v4_cidr, v6_cidr, clustered_v4, clustered_v6)
 

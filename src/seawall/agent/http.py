@@ -18,6 +18,7 @@ import socketserver
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 from urllib.parse import urlsplit
@@ -26,8 +27,9 @@ from seawall.api.felix import EffectiveFelixConfig
 
 log = logging.getLogger("seawall.agent.http")
 
-#: A route gets the request headers and returns (HTTP status, content type, body).
-Route = Callable[[Mapping[str, str]], tuple[int, str, bytes]]
+#: A route gets the request headers (case-insensitive ``get``) and returns (HTTP status, content type, body).
+Headers = Message
+Route = Callable[[Headers], tuple[int, str, bytes]]
 Action = Literal["none", "start", "stop", "restart"]
 REQUEST_TIMEOUT_S = 10.0
 

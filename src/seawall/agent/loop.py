@@ -26,12 +26,12 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from seawall.agent.health import HealthState, liveness, readiness
-from seawall.agent.http import ManagedServer, health_endpoint, metrics_endpoint
+from seawall.agent.http import Headers, ManagedServer, health_endpoint, metrics_endpoint
 from seawall.agent.links import read_interfaces
 from seawall.agent.metrics import AgentMetrics, snapshot_from_status
 from seawall.agent.raw_worker import RawWorker
@@ -40,12 +40,14 @@ from seawall.agent.syncer import Syncer
 from seawall.api.felix import EffectiveFelixConfig
 from seawall.calc import CalcMemo, DesiredState, NodeInterfaces, compute
 from seawall.calc.validated import ValidatedResources
+from seawall.calc.xdp_desired import XdpDesiredState
 from seawall.dataplane.iptables.backend import CommandError
-from seawall.dataplane.iptables.dataplane import RawDataplane, RawInterfaceReport
+from seawall.dataplane.iptables.dataplane import RawDataplane
 from seawall.dataplane.iptables.driver import RawReport
-from seawall.dataplane.xdp.desired import XdpDesiredState
-from seawall.dataplane.xdp.driver import InterfaceReport, XdpDriver
+from seawall.dataplane.iptables.report import RawInterfaceReport
+from seawall.dataplane.xdp.driver import XdpDriver
 from seawall.dataplane.xdp.reference import Outcome
+from seawall.dataplane.xdp.report import InterfaceReport
 from seawall.datastore import Datastore
 from seawall.policy.model import UntrackedState
 
@@ -98,7 +100,7 @@ def verdict_totals(values: Mapping[Outcome, int]) -> dict[str, int]:
 
 
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 class Agent:
@@ -323,15 +325,15 @@ class Agent:
         self._health = HealthState(last_tick=time.monotonic(), in_sync=self.syncer.in_sync,
                                    reconciled=self._desired is not None, last_error=self._last_error)
 
-    def _serve_metrics(self, headers: Mapping[str, str]) -> tuple[int, str, bytes]:
+    def _serve_metrics(self, headers: Headers) -> tuple[int, str, bytes]:
         body, content_type = self.metrics.exposition(headers.get("Accept"))
         return 200, content_type, body
 
-    def _serve_liveness(self, headers: Mapping[str, str]) -> tuple[int, str, bytes]:
+    def _serve_liveness(self, headers: Headers) -> tuple[int, str, bytes]:
         del headers
         return _json(*liveness(self._health, time.monotonic()))
 
-    def _serve_readiness(self, headers: Mapping[str, str]) -> tuple[int, str, bytes]:
+    def _serve_readiness(self, headers: Headers) -> tuple[int, str, bytes]:
         del headers
         return _json(*readiness(self._health))
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from seawall.calc import DesiredState, InterfaceDecisions, RuleDecision
-from seawall.dataplane.iptables.dataplane import RawInterfaceReport
-from seawall.dataplane.xdp.driver import InterfaceReport
+from seawall.dataplane.iptables.report import RawInterfaceReport
+from seawall.dataplane.xdp.report import InterfaceReport
 
 NO_POLICY = "no doNotTrack ingress policy applies"
 ZERO_COUNTERS = {"dropped": 0, "passed": 0, "failsafe": 0}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
@@ -50,7 +51,7 @@ def parse_net(text: object, *, strict: bool) -> ParsedNet:
     return ParsedNet(addr.version, network)
 
 
-def check_set_nets(nets: list[object]) -> list[tuple[int, object, str]]:
+def check_set_nets(nets: Sequence[object]) -> list[tuple[int, object, str]]:
     """Validate a network set's nets; returns (index, value, reason) for each bad one.
 
     Fast path: plain IPv4 with an optional prefix matches one regex; everything

@@ -113,6 +113,7 @@ def parse_document(doc: SourceDocument) -> ParsedResource:
             errors.append(FieldError("apiVersion", reason))
     if errors:
         raise fail(errors)
+    assert isinstance(kind, str)  # checked above: no errors means a known kind
     warnings: list[Warning_] = []
     data = _coerce_boolean_labels(data, warnings)
     try:
@@ -176,7 +177,7 @@ def _coerce_boolean_labels(data: dict[str, Any], warnings: list[Warning_]) -> di
     the Calico DoS page writes its HostEndpoint label that way."""
     meta = data.get("metadata")
     labels = meta.get("labels") if isinstance(meta, dict) else None
-    if not isinstance(labels, dict) or not any(isinstance(v, bool) for v in labels.values()):
+    if not isinstance(meta, dict) or not isinstance(labels, dict) or not any(isinstance(v, bool) for v in labels.values()):
         return data
     fixed = {}
     for key, value in labels.items():

@@ -26,7 +26,7 @@ class YamlSyntaxError(ValueError):
     """A document that is not well-formed YAML; the message names line and column."""
 
 
-class _Yaml12Loader(yaml.CSafeLoader):  # type: ignore[misc]
+class _Yaml12Loader(yaml.CSafeLoader):
     """libyaml parser, YAML 1.2 core-schema scalars, duplicate keys refused."""
 
 
@@ -125,7 +125,7 @@ def _content_before_first_marker(text: str) -> bool:
     return False
 
 
-class _Dumper(yaml.CSafeDumper):  # type: ignore[misc]
+class _Dumper(yaml.CSafeDumper):
     """Block-style YAML; keeps field order; never emits aliases."""
 
     def ignore_aliases(self, data: Any) -> bool:

@@ -26,6 +26,7 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from seawall.api import models
 from seawall.api.felix import EffectiveFelixConfig, config_name_for_node, effective_config
@@ -33,7 +34,7 @@ from seawall.api.protocols import protocol_number
 from seawall.calc.eligibility import RuleDecision, interface_eligibility, parse_cidr
 from seawall.calc.memo import CalcMemo, NoMemo
 from seawall.calc.snapshot import NodeInterfaces, Snapshot
-from seawall.dataplane.xdp.desired import InterfaceBlocklist, XdpDesiredState
+from seawall.calc.xdp_desired import InterfaceBlocklist, XdpDesiredState
 from seawall.policy.model import (
     Action,
     CidrSet,
@@ -149,6 +150,7 @@ def _canonical_nets(memo: CalcMemo, name: str, nets: Sequence[str]) -> frozenset
     form), only the difference is parsed: adding a net to a million-net set
     under attack costs a few set operations (~0.2 s), not a million parses (~3.5 s)."""
     raw = frozenset(nets)
+    canonical: frozenset[str]
     previous = memo.recall("gns-raw", name)
     if previous is not None and len(previous[0]) == len(previous[1]):
         old_raw, old_canonical = previous
@@ -184,9 +186,10 @@ class _Translator:
         selector = _selector(text)
         set_id = selector.unique_id()
         if set_id not in self.sets:
+            sources: list[models.GlobalNetworkSet | models.HostEndpoint] = [*self.snapshot.gns.values(), *self.snapshot.hep.values()]
             parts = [
                 self._members(resource)
-                for resource in (*self.snapshot.gns.values(), *self.snapshot.hep.values())
+                for resource in sources
                 if selector.evaluate(_labels(resource))
             ]
             parts = [p for p in parts if p] or [frozenset()]
@@ -267,7 +270,7 @@ class _Translator:
 # ------------------------------------------------------------------ compute
 
 
-def _failsafe(ports: tuple, warnings: list[str], which: str) -> tuple[FailsafePort, ...]:
+def _failsafe(ports: tuple[Any, ...], warnings: list[str], which: str) -> tuple[FailsafePort, ...]:
     out: list[FailsafePort] = []
     for entry in ports:
         number = FAILSAFE_PROTOCOLS.get(entry.protocol.upper())

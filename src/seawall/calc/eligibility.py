@@ -28,9 +28,9 @@ from __future__ import annotations
 import ipaddress
 import re
 from bisect import bisect_right
-from operator import attrgetter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from operator import attrgetter
 
 from seawall.calc.memo import CalcMemo, NoMemo
 from seawall.policy.model import Action, Direction, InterfacePolicy, Rule, UntrackedState

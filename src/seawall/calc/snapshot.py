@@ -59,7 +59,7 @@ class Snapshot:
         buckets: dict[str, dict[str, Any]] = {attr: {} for attr in _ATTR.values()}
         for resource in resources:
             buckets[_ATTR[resource.kind]][resource.metadata.name] = resource
-        return cls(**buckets)
+        return cls(hep=buckets["hep"], gns=buckets["gns"], gnp=buckets["gnp"], felix=buckets["felix"])
 
 
 @dataclass(frozen=True)

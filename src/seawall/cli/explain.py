@@ -139,6 +139,7 @@ def examples(cidrs: Iterable[str], limit: int = EXAMPLES) -> tuple[str, ...]:
 
 def _set_use(role: str, selector: str | None, set_id: str | None, members: frozenset[str],
              xdp: frozenset[str]) -> SetUse:
+    raw_only: frozenset[str]
     if xdp is members or xdp == members:
         in_xdp, raw_only = members, frozenset()
     elif not xdp:
@@ -378,7 +379,7 @@ def build(result: Explanation) -> RenderableType:
     if result.unprotected_interfaces:
         lines.append(Text(""))
         lines.append(Text("interfaces without a host endpoint (not filtered): " + ", ".join(result.unprotected_interfaces)))
-    for title, rows, style in (
+    for heading, rows, style in (
         ("not enforced", [f"{e['policy']}: {e['reason']}" for e in result.not_enforced], ""),
         ("host endpoints of this node that match no interface", list(result.unmatched_host_endpoints), "yellow"),
         ("warnings", list(result.warnings), "yellow"),
@@ -387,7 +388,7 @@ def build(result: Explanation) -> RenderableType:
     ):
         if rows:
             lines.append(Text(""))
-            lines.append(Text(title, style="bold"))
+            lines.append(Text(heading, style="bold"))
             lines.extend(Text(f"  {row}", style=style) for row in rows)
     return Group(*lines)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
@@ -61,7 +61,9 @@ def _warn(items: Sequence[ParsedResource]) -> None:
 @contextmanager
 def _store(ctx: click.Context) -> Iterator[Datastore]:
     try:
-        store = open_datastore(ctx.obj["datastore"], **ctx.obj.get("etcd_options", {}))
+        given = _globals(ctx)
+        etcd_options = {keyword: given.get(name) for name, keyword in _ETCD_KEYWORDS.items()}
+        store = open_datastore(given.get("datastore"), **etcd_options)
     except DatastoreError as exc:
         raise CliError(f"cannot open datastore: {exc}") from None
     try:
@@ -108,46 +110,92 @@ _files_option = click.option(
 _recursive_option = click.option("-R", "--recursive", is_flag=True, help="Recurse into directories given with -f.")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--datastore", metavar="URL", default=None,
-    help="sqlite:///path (default /var/lib/seawall/seawall.db), etcd://host:port[,host:port] or etcds://...; "
-         "env SEAWALL_DATASTORE.",
+#: where the global options' values live: ``ctx.meta`` is one dict shared by the
+#: group's context and every subcommand's, so ``_store`` reads one place.
+_GLOBALS_KEY = "seawall.globals"
+
+#: global option name -> open_datastore keyword (``datastore`` is its URL argument)
+_ETCD_KEYWORDS = {
+    "etcd_endpoints": "endpoints",
+    "etcd_ca_cert_file": "ca_cert_file",
+    "etcd_cert_file": "cert_file",
+    "etcd_key_file": "key_file",
+    "etcd_username": "username",
+    "etcd_password": "password",
+}
+
+
+def _globals(ctx: click.Context) -> dict[str, str]:
+    values: dict[str, str] = ctx.meta.setdefault(_GLOBALS_KEY, {})
+    return values
+
+
+def _remember_global(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """Keep a global option's value, given before or after the subcommand. The
+    group's options are processed first, the subcommand's after, so a value
+    given after the subcommand (the more specific) wins; not given = untouched."""
+    if value is not None and param.name:
+        _globals(ctx)[param.name] = value
+
+
+def _global_option(*decls: str, metavar: str, help: str) -> Callable[[], click.Option]:
+    def make() -> click.Option:
+        return click.Option(decls, metavar=metavar, default=None, expose_value=False, callback=_remember_global, help=help)
+
+    return make
+
+
+#: the options accepted before or after any subcommand (None = not given:
+#: open_datastore then falls back to SEAWALL_DATASTORE and Calico's ETCD_* environment)
+_GLOBAL_OPTIONS: tuple[Callable[[], click.Option], ...] = (
+    _global_option(
+        "--datastore", metavar="URL",
+        help="sqlite:///path (default /var/lib/seawall/seawall.db), etcd://host:port[,host:port] or etcds://...; "
+             "env SEAWALL_DATASTORE.",
+    ),
+    _global_option("--etcd-endpoints", metavar="URLS",
+                   help="etcd endpoints, comma-separated http(s)://host:port (selects etcd); env ETCD_ENDPOINTS."),
+    _global_option("--etcd-ca-cert-file", metavar="PATH", help="CA certificate for etcd TLS; env ETCD_CA_CERT_FILE."),
+    _global_option("--etcd-cert-file", metavar="PATH", help="Client certificate for etcd TLS; env ETCD_CERT_FILE."),
+    _global_option("--etcd-key-file", metavar="PATH", help="Client key for etcd TLS; env ETCD_KEY_FILE."),
+    _global_option("--etcd-username", metavar="NAME", help="etcd user; env ETCD_USERNAME."),
+    _global_option("--etcd-password", metavar="PASSWORD", help="etcd password; env ETCD_PASSWORD."),
 )
-@click.option("--etcd-endpoints", metavar="URLS", default=None,
-              help="etcd endpoints, comma-separated http(s)://host:port (selects etcd); env ETCD_ENDPOINTS.")
-@click.option("--etcd-ca-cert-file", metavar="PATH", default=None,
-              help="CA certificate for etcd TLS; env ETCD_CA_CERT_FILE.")
-@click.option("--etcd-cert-file", metavar="PATH", default=None,
-              help="Client certificate for etcd TLS; env ETCD_CERT_FILE.")
-@click.option("--etcd-key-file", metavar="PATH", default=None,
-              help="Client key for etcd TLS; env ETCD_KEY_FILE.")
-@click.option("--etcd-username", metavar="NAME", default=None, help="etcd user; env ETCD_USERNAME.")
-@click.option("--etcd-password", metavar="PASSWORD", default=None, help="etcd password; env ETCD_PASSWORD.")
+
+
+def _add_global_options(command: click.Command, *, first: bool = False) -> None:
+    """Add the global options to a command: after its own (its help lists them
+    last), or ``first``; an option whose flag the command already has is left out
+    (so adding twice is harmless)."""
+    taken = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
+    options = [option for option in (make() for make in _GLOBAL_OPTIONS) if not taken.intersection(option.opts)]
+    if first:
+        command.params[:0] = options
+    else:
+        command.params.extend(options)
+
+
+class _SeawallGroup(click.Group):
+    """A group whose every subcommand (added by ``@cli.command()`` or
+    ``add_command``, now or later) also accepts the global options."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        _add_global_options(cmd)
+        super().add_command(cmd, name)
+
+
+@click.group(cls=_SeawallGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="seawall")
 @click.pass_context
-def cli(
-    ctx: click.Context,
-    datastore: str | None,
-    etcd_endpoints: str | None,
-    etcd_ca_cert_file: str | None,
-    etcd_cert_file: str | None,
-    etcd_key_file: str | None,
-    etcd_username: str | None,
-    etcd_password: str | None,
-) -> None:
-    """Seawall: defend hosts against DoS with Calico v3 policy, enforced in XDP or iptables raw."""
+def cli(ctx: click.Context) -> None:
+    """Seawall: defend hosts against DoS with Calico v3 policy, enforced in XDP or iptables raw.
+
+    The datastore options (--datastore, --etcd-*) go before or after the subcommand.
+    """
     ctx.ensure_object(dict)
-    ctx.obj["datastore"] = datastore
-    # None = not given: open_datastore then falls back to Calico's ETCD_* environment
-    ctx.obj["etcd_options"] = {
-        "endpoints": etcd_endpoints,
-        "ca_cert_file": etcd_ca_cert_file,
-        "cert_file": etcd_cert_file,
-        "key_file": etcd_key_file,
-        "username": etcd_username,
-        "password": etcd_password,
-    }
+
+
+_add_global_options(cli, first=True)
 
 
 def _write(ctx: click.Context, mode: Mode, files: tuple[str, ...], recursive: bool, *, skip: bool = False) -> None:

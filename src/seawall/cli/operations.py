@@ -12,7 +12,7 @@ import enum
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from seawall.api import DocumentError, FieldError, ParsedResource, ValidationFailed, to_document
@@ -119,7 +119,7 @@ def _fail(item: ParsedResource, error: FieldError) -> DocumentError:
 
 
 def _utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def with_resource_version(kv: KeyValue) -> dict[str, Any]:

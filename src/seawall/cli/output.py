@@ -20,7 +20,7 @@ def _spec(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def _name(doc: dict[str, Any]) -> str:
-    return doc["metadata"]["name"]
+    return str(doc["metadata"]["name"])
 
 
 def _truncate(text: str, width: int = _NETS_WIDTH) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from io import StringIO
-from typing import Any
+from typing import Any, Literal
 
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
@@ -124,12 +124,14 @@ def _age(seconds: float) -> str:
 
 def _interface_table(interfaces: list[Mapping[str, Any]]) -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column, justify in (("INTERFACE", "left"), ("HOST ENDPOINT", "left"), ("MODE", "left"),
+    columns: tuple[tuple[str, Literal["left", "right"]], ...] = (("INTERFACE", "left"), ("HOST ENDPOINT", "left"), ("MODE", "left"),
                             ("POLICIES", "left"), ("XDP v4/v6", "right"), ("RAW", "left"),
-                            ("DROPPED", "right"), ("PASSED", "right"), ("FAILSAFE", "right")):
+                            ("DROPPED", "right"), ("PASSED", "right"), ("FAILSAFE", "right"))
+    for column, justify in columns:
         table.add_column(column, justify=justify, no_wrap=column in ("INTERFACE", "MODE"))
     for entry in interfaces:
-        counters = entry.get("counters") if isinstance(entry.get("counters"), Mapping) else {}
+        found = entry.get("counters")
+        counters: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
         mode = str(entry.get("mode", "?"))
         style = "green" if mode.startswith("xdp-") else ("yellow" if mode == "iptables-raw" else "")
         live = "*" if entry.get("countersLive") else ""

@@ -31,6 +31,7 @@ per datastore handle, bridged with ``asyncio.run_coroutine_threadsafe``.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import concurrent.futures
 import contextlib
 import ipaddress
@@ -514,7 +515,7 @@ class EtcdDatastore(Datastore):
 
     # ----------------------------------------------------------------- commit
 
-    def commit(self, ops: Sequence[Op]) -> list[KeyValue]:
+    def commit(self, ops: Sequence[Op]) -> builtins.list[KeyValue]:
         if not ops:
             return []
         seen: set[tuple[str, str]] = set()
@@ -536,7 +537,7 @@ class EtcdDatastore(Datastore):
         requests = 3 + total // max(1, self.shard_size)
         return self._call(self._commit(writes), timeout=(self.timeout + 1) * (requests + 2) * 2)
 
-    def _plan(self, writes: list[_Write]) -> None:
+    def _plan(self, writes: builtins.list[_Write]) -> None:
         placements = ek.plan_placements(
             [None if w.data is None else len(w.data) for w in writes],
             [w.forced for w in writes],
@@ -565,13 +566,13 @@ class EtcdDatastore(Datastore):
         prefix = self.layout.generation_prefix(op.kind, op.name, w.generation).decode()
         w.head = ek.encode_document(ek.make_head(op.value, w.manifest, prefix))
 
-    def _shard_keys(self, w: _Write) -> list[bytes]:
+    def _shard_keys(self, w: _Write) -> builtins.list[bytes]:
         assert w.generation is not None
         return [
             self.layout.shard_key(w.op.kind, w.op.name, w.generation, i) for i in range(len(w.chunks))
         ]
 
-    def _build_txn(self, writes: list[_Write]) -> TxnRequest:
+    def _build_txn(self, writes: builtins.list[_Write]) -> TxnRequest:
         compare: list[Compare] = []
         success: list[RequestOp] = []
         failure: list[RequestOp] = []
@@ -633,7 +634,7 @@ class EtcdDatastore(Datastore):
             # fresh, unique keys: repeating these puts is harmless, so they retry like reads
             await self._rpc(self._kv.Txn, TxnRequest(success=batch), timeout=self.timeout * 4)
 
-    async def _existing_generations(self, writes: list[_Write]) -> None:
+    async def _existing_generations(self, writes: builtins.list[_Write]) -> None:
         """Which shard generations each resource has (keys only, reads in txns of
         at most ``max_txn_ops``): the commit deletes the stale ones in its txn."""
         for i in range(0, len(writes), self.max_txn_ops):
@@ -650,7 +651,7 @@ class EtcdDatastore(Datastore):
                     if parsed is not None:
                         w.existing.add(parsed[2])
 
-    async def _discard(self, writes: list[_Write]) -> None:
+    async def _discard(self, writes: builtins.list[_Write]) -> None:
         """Best effort: delete pre-written generations of a commit that certainly failed."""
         for w in writes:
             if w.placement == ek.PREWRITTEN and w.generation is not None:
@@ -660,7 +661,7 @@ class EtcdDatastore(Datastore):
                         self._kv.DeleteRange, DeleteRangeRequest(key=start, range_end=ek.range_end(start)), write=True
                     )
 
-    async def _commit(self, writes: list[_Write]) -> list[KeyValue]:
+    async def _commit(self, writes: builtins.list[_Write]) -> builtins.list[KeyValue]:
         for _attempt in range(_COMMIT_ATTEMPTS):
             await self._existing_generations(writes)
             self._plan(writes)
@@ -702,7 +703,7 @@ class EtcdDatastore(Datastore):
         return len(txn.compare) > limit or len(txn.success) > limit or len(txn.failure) > limit
 
     @staticmethod
-    def _failed_op(writes: list[_Write], resp: Any) -> DatastoreError | None:
+    def _failed_op(writes: builtins.list[_Write], resp: Any) -> DatastoreError | None:
         """The error of the first op whose precondition failed (None: only shard
         compares failed)."""
         for w, r in zip(writes, resp.responses, strict=True):
@@ -718,7 +719,7 @@ class EtcdDatastore(Datastore):
                 return Conflict(op.kind, op.name, op.expected_revision, kvs[0].mod_revision)
         return None
 
-    async def _results(self, writes: list[_Write], resp: Any) -> list[KeyValue]:
+    async def _results(self, writes: builtins.list[_Write], resp: Any) -> builtins.list[KeyValue]:
         rev = int(resp.header.revision)
         results: list[KeyValue] = []
         for w in writes:

@@ -37,7 +37,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
-from seawall.datastore.interface import DatastoreError
+from seawall.datastore.errors import DatastoreError
 
 DEFAULT_PREFIX = "/calico/resources/v3/projectcalico.org/"
 SHARD_ROOT = "/seawall/shards"

@@ -22,62 +22,21 @@ not interpret them: validation belongs to ``seawall.api``.
 from __future__ import annotations
 
 import abc
+import builtins
 import enum
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-
-class DatastoreError(Exception):
-    """Base class of every error a datastore raises."""
-
-
-class NotFound(DatastoreError):
-    """The key does not exist (get/update/delete)."""
-
-    def __init__(self, kind: str, name: str) -> None:
-        super().__init__(f"resource does not exist: {kind}({name})")
-        self.kind = kind
-        self.name = name
-
-
-class AlreadyExists(DatastoreError):
-    """Create of a key that already exists."""
-
-    def __init__(self, kind: str, name: str) -> None:
-        super().__init__(f"resource already exists: {kind}({name})")
-        self.kind = kind
-        self.name = name
-
-
-class Conflict(DatastoreError):
-    """Compare-and-swap failed: the stored mod_revision is not the expected one."""
-
-    def __init__(self, kind: str, name: str, expected: int, actual: int) -> None:
-        super().__init__(
-            f"update conflict: {kind}({name}) has resourceVersion {actual}, "
-            f"the request expected {expected}"
-        )
-        self.kind = kind
-        self.name = name
-        self.expected = expected
-        self.actual = actual
-
-
-class RevisionCompacted(DatastoreError):
-    """The requested watch start revision is no longer available: relist."""
-
-    def __init__(self, requested: int, compacted: int) -> None:
-        super().__init__(
-            f"revision {requested} has been compacted (oldest available is {compacted + 1}); relist"
-        )
-        self.requested = requested
-        self.compacted = compacted
-
-
-class DatastoreUnavailable(DatastoreError):
-    """The backend cannot be reached or opened."""
+from seawall.datastore.errors import (  # noqa: F401  (part of the interface)
+    AlreadyExists,
+    Conflict,
+    DatastoreError,
+    DatastoreUnavailable,
+    NotFound,
+    RevisionCompacted,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +115,7 @@ class Datastore(abc.ABC):
         as one consistent snapshot with the revision it reflects."""
 
     @abc.abstractmethod
-    def commit(self, ops: Sequence[Op]) -> list[KeyValue]:
+    def commit(self, ops: Sequence[Op]) -> builtins.list[KeyValue]:
         """Apply all ops atomically under one new revision, or none of them.
 
         Raises the error of the first failing op (AlreadyExists, NotFound,

@@ -34,6 +34,7 @@ and queue behind each other up to ``busy_timeout``.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import os
@@ -280,7 +281,7 @@ class SqliteDatastore(Datastore):
 
     # ---------------------------------------------------------------- writes
 
-    def commit(self, ops: Sequence[Op]) -> list[KeyValue]:
+    def commit(self, ops: Sequence[Op]) -> builtins.list[KeyValue]:
         """Apply ``ops`` in one ``BEGIN IMMEDIATE`` transaction under one revision.
 
         Returned ``KeyValue.value`` for a Create/Update is the caller's dict itself
@@ -306,7 +307,7 @@ class SqliteDatastore(Datastore):
                 sizes: list[int] = []
                 results = [
                     self._apply(conn, revision, seq, op, text, sizes)
-                    for seq, (op, text) in enumerate(zip(ops, texts))
+                    for seq, (op, text) in enumerate(zip(ops, texts, strict=True))
                 ]
                 conn.execute("UPDATE meta SET value=? WHERE key='revision'", (revision,))
                 added = sum(result_size for result_size in sizes)
@@ -323,7 +324,7 @@ class SqliteDatastore(Datastore):
 
     @staticmethod
     def _apply(
-        conn: sqlite3.Connection, revision: int, seq: int, op: Op, text: str | None, sizes: list[int]
+        conn: sqlite3.Connection, revision: int, seq: int, op: Op, text: str | None, sizes: builtins.list[int]
     ) -> KeyValue:
         """Apply one op; append the size of the event it wrote to ``sizes``."""
         row = conn.execute(
@@ -397,7 +398,8 @@ class SqliteDatastore(Datastore):
             "SELECT revision, SUM(size) FROM events WHERE revision < ? GROUP BY revision ORDER BY revision",
             (revision,),
         )
-        for floor, size in rows:
+        for seen, size in rows:
+            floor = seen
             excess -= size
             if excess <= 0:
                 break
@@ -444,7 +446,7 @@ class SqliteDatastore(Datastore):
         return self._watch(start_revision, None if kinds is None else list(kinds), stop)
 
     def _watch(
-        self, start_revision: int, kinds: list[str] | None, stop: threading.Event | None
+        self, start_revision: int, kinds: builtins.list[str] | None, stop: threading.Event | None
     ) -> Iterator[WatchEvent]:
         waiter = stop if stop is not None else self._closed
         try:
@@ -494,8 +496,8 @@ class SqliteDatastore(Datastore):
 
     @staticmethod
     def _watch_batch(
-        conn: sqlite3.Connection, query: str, after_rev: int, after_seq: int, kinds: list[str]
-    ) -> tuple[list[tuple[Any, ...]], bool, int, int]:
+        conn: sqlite3.Connection, query: str, after_rev: int, after_seq: int, kinds: builtins.list[str]
+    ) -> tuple[builtins.list[tuple[Any, ...]], bool, int, int]:
         """One read transaction: (rows, caught_up, head revision, compacted revision).
         Stops early once the fetched values exceed the byte budget."""
         conn.execute("BEGIN")

@@ -29,9 +29,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
 
 __all__ = [
     "EtcdServer",
@@ -46,6 +47,8 @@ __all__ = [
 
 #: What to run when etcd is missing (used in pytest skip messages).
 install_hint = "etcd is not installed: apt-get install -y etcd-server etcd-client"
+
+T = TypeVar("T")
 
 _HEALTH_TIMEOUT = 15.0
 _STOP_TIMEOUT = 10.0
@@ -139,12 +142,12 @@ def _url_host(host: str) -> str:
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def _in_thread_netns(netns: str | None, fn):  # type: ignore[no-untyped-def]
+def _in_thread_netns(netns: str | None, fn: Callable[[], T]) -> T:
     """Run ``fn()`` in a fresh thread moved into ``netns`` (setns is per thread),
     so sockets it creates live in that namespace. Returns fn's result."""
     if netns is None:
         return fn()
-    box: dict[str, object] = {}
+    box: dict[str, Any] = {}
 
     def run() -> None:
         try:
@@ -163,8 +166,9 @@ def _in_thread_netns(netns: str | None, fn):  # type: ignore[no-untyped-def]
     t.start()
     t.join()
     if "error" in box:
-        raise box["error"]  # type: ignore[misc]
-    return box.get("result")
+        raise box["error"]
+    result: T = box["result"]
+    return result
 
 
 def _free_port(host: str) -> int:
@@ -198,7 +202,7 @@ class EtcdServer:
         self.tls = tls
         self.extra_args = extra_args
         self._proc: subprocess.Popen[bytes] | None = None
-        self._log = None
+        self._log: BinaryIO | None = None
         self.startup_seconds: float | None = None
 
     # --- addresses ---------------------------------------------------------------

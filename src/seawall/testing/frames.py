@@ -51,7 +51,8 @@ def _checksum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def ipv4(src: str, dst: str, protocol: int, payload: bytes, *, options: bytes = b"", frag_offset: int = 0, more_fragments: bool = False, ttl: int = 64) -> bytes:
+def ipv4(src: str, dst: str, protocol: int, payload: bytes, *, options: bytes = b"", frag_offset: int = 0,
+         more_fragments: bool = False, ttl: int = 64) -> bytes:
     if len(options) % 4:
         raise ValueError("IPv4 options must be a multiple of 4 bytes")
     ihl = 5 + len(options) // 4

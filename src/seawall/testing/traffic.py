@@ -11,7 +11,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -127,7 +127,7 @@ def udp_receiver(ns: str, bind: str, port: int, *, limit_s: float = 120) -> Iter
         proc.wait(timeout=10)
 
 
-def wait_until(predicate, *, timeout: float = 5.0, interval: float = 0.02) -> bool:  # type: ignore[no-untyped-def]
+def wait_until(predicate: Callable[[], object], *, timeout: float = 5.0, interval: float = 0.02) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

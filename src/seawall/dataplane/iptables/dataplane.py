@@ -9,36 +9,14 @@ in direction D" (the counters of that rule's action lines, both families).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from seawall.dataplane.iptables import names
 from seawall.dataplane.iptables.backend import Runner
 from seawall.dataplane.iptables.driver import FAMILIES, RawDriver, RawReport, RuleCounter
 from seawall.dataplane.iptables.render import render
 from seawall.dataplane.iptables.rendered import RenderedRaw, RuleOrigin
-from seawall.dataplane.iptables.tables import our_comment
+from seawall.dataplane.iptables.report import MODE, RawInterfaceReport
+from seawall.dataplane.iptables.ruleset import our_comment
 from seawall.policy.model import Direction, InterfacePolicy, UntrackedState
-
-MODE = "iptables-raw"
-
-
-@dataclass
-class RawInterfaceReport:
-    interface: str
-    mode: str
-    backend: str  # "nft" | "legacy"
-    backend_reason: str
-    chains: list[str] = field(default_factory=list)  # our per-interface chains ("sw-fh-<if>", "sw-th-<if>")
-    programmed: bool = False  # its chains are in the kernel now (rendered and reconciled without error)
-    ingress_policies: int = 0  # policies with ingress rules
-    egress_policies: int = 0
-    ipset_members: dict[str, int] = field(default_factory=dict)  # ipset name -> members, sets its rules use
-    errors: list[str] = field(default_factory=list)
-    drift_repaired: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
 
 
 def _set_ids(iface: InterfacePolicy) -> set[str]:

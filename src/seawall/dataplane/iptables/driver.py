@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from seawall.dataplane.iptables.backend import Backend, CommandError, Runner, SubprocessRunner, detect
 from seawall.dataplane.iptables.ipsets import IpSets, is_ours, stale_sets
 from seawall.dataplane.iptables.rendered import RenderedRaw, TableContent
-from seawall.dataplane.iptables.tables import Tables, our_comment
+from seawall.dataplane.iptables.ruleset import our_comment
+from seawall.dataplane.iptables.tables import Tables
 
 FAMILIES = (4, 6)
 

@@ -12,11 +12,11 @@ fixed 1,048,576 cap fails. Only names with our prefixes are ever touched.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import ipaddress
 import socket
-from collections.abc import Iterable, Mapping
-from collections.abc import Set as AbstractSet
+from collections.abc import Iterable, Mapping, Set as AbstractSet
 from dataclasses import dataclass, field
 
 from seawall.dataplane.iptables.backend import CommandError, Runner
@@ -282,7 +282,7 @@ class IpSets:
             self._cache[name] = (content.members, wanted[name])
         return plan
 
-    def destroy(self, names: Iterable[str]) -> tuple[list[str], list[str]]:
+    def destroy(self, names: Iterable[str]) -> tuple[builtins.list[str], builtins.list[str]]:
         """Destroy our sets (never anything else); returns (destroyed, errors).
         A set still referenced by a rule cannot be destroyed: that is reported."""
         names = [n for n in names if is_ours(n)]

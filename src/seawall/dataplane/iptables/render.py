@@ -47,13 +47,13 @@ ip_version/CIDRs cannot match the table's family, is skipped in that table.
 from __future__ import annotations
 
 import ipaddress
-from functools import lru_cache
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from seawall.dataplane.iptables import names
 from seawall.dataplane.iptables.rendered import IpSetContent, RenderedRaw, RuleOrigin, TableContent
-from seawall.dataplane.iptables.tables import hook_rule, our_comment
+from seawall.dataplane.iptables.ruleset import hook_rule, our_comment
 from seawall.policy.model import Action, Direction, EntityMatch, FailsafePort, Policy, PortRange, Rule, UntrackedState
 from seawall.policy.verdict import ICMP_PROTOCOL, PORT_PROTOCOLS, has_rules, references_missing_set
 
@@ -526,8 +526,8 @@ def render(state: UntrackedState, marks: Marks = DEFAULT_MARKS) -> RenderedRaw:
             comment = our_comment(hook_rule(builtin, chain))
             assert comment is not None
             by_comment.setdefault(comment, []).append(RuleOrigin(None, direction, None, None, "hook"))
-    origins = {comment: _merge_origins(found) for comment, found in by_comment.items()}
-    return RenderedRaw(tables=tables, ipsets=dict(sorted(ipsets.items())), origins=origins,
+    merged = {comment: _merge_origins(found) for comment, found in by_comment.items()}
+    return RenderedRaw(tables=tables, ipsets=dict(sorted(ipsets.items())), origins=merged,
                        line_origins=line_origins)
 
 

@@ -24,9 +24,10 @@ import shutil
 import socket
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from seawall.calc.xdp_desired import InterfaceBlocklist, XdpDesiredState
 from seawall.dataplane.xdp import libbpf
 from seawall.dataplane.xdp.features import kernel_version, xdp_features
 from seawall.dataplane.xdp.loader import (
@@ -40,9 +41,9 @@ from seawall.dataplane.xdp.loader import (
     replace_program_pin,
     seawall_root,
 )
-from seawall.dataplane.xdp.desired import InterfaceBlocklist, XdpDesiredState
 from seawall.dataplane.xdp.maps import DEFAULT_HIT_SHIFT, KEY_SIZES, VALUE_SIZES, Counters
 from seawall.dataplane.xdp.modes import FALLBACK_MODE, XdpMode, plan_modes
+from seawall.dataplane.xdp.report import HitReport, InterfaceReport
 from seawall.dataplane.xdp.tables import BlocklistTables, Compiled, MapKind
 
 log = logging.getLogger("seawall.xdp")
@@ -53,35 +54,6 @@ MODE_FLAGS = {
     XdpMode.GENERIC: libbpf.XDP_FLAGS_SKB_MODE,
 }
 BULK_THRESHOLD = 2048  # changes above this go through a bulk replace
-
-
-@dataclass(frozen=True, slots=True)
-class InterfaceReport:
-    name: str
-    mode: str  # xdp-offload | xdp-native | xdp-generic | iptables-raw
-    reason: str
-    entries: dict[str, int] = field(default_factory=dict)
-    errors: tuple[str, ...] = ()
-    conflict: str | None = None
-    adopted: bool = False
-    repaired: tuple[str, ...] = ()
-
-    @property
-    def in_xdp(self) -> bool:
-        return self.mode != FALLBACK_MODE
-
-
-@dataclass(frozen=True, slots=True)
-class HitReport:
-    """Dropped packets per blocked CIDR. With sampling (``sample`` = 2**hit_shift)
-    each count is an unbiased estimate, relative standard error
-    sqrt((sample - 1) / n); ``unattributed`` = exact total drops minus the
-    estimates' sum (sources the LRU evicted, and sampling noise), never < 0."""
-
-    per_cidr: dict[str, int]
-    unattributed: int
-    total: int
-    sample: int
 
 
 @dataclass
@@ -114,7 +86,8 @@ class XdpDriver:
             except Exception as exc:  # one interface must not stop the others
                 log.exception("XDP reconcile of %s failed", item.name)
                 self._forget(item.name)
-                reports[item.name] = InterfaceReport(item.name, FALLBACK_MODE, f"XDP failed: {exc}; the iptables raw tier enforces", errors=(str(exc),))
+                reports[item.name] = InterfaceReport(item.name, FALLBACK_MODE, f"XDP failed: {exc}; the iptables raw tier enforces",
+                                                     errors=(str(exc),))
         wanted = {item.name for item in desired.interfaces}
         for name in self._pinned_interfaces() - wanted:
             self._remove(name)
@@ -133,6 +106,7 @@ class XdpDriver:
             state = None
         pinned = state.program if state else open_pinned(interface_dir(self.bpffs, item.name))
         ours = pinned is not None and attached is not None and attached[1] == pinned.prog_id
+        our_mode = attached[0] if ours and attached is not None else None  # the mode our program runs in
         if attached is not None and not ours:
             mode_name, prog_id = attached
             name = _prog_name(prog_id)
@@ -148,9 +122,10 @@ class XdpDriver:
         if not desired.xdp_enabled:
             self._remove(item.name)
             return InterfaceReport(item.name, FALLBACK_MODE, "XDP disabled (xdpEnabled: false); the iptables raw tier enforces")
-        plan = plan_modes(kernel=kernel_version(), features=xdp_features(ifindex), xdp_enabled=True, generic_enabled=desired.generic_enabled)
+        plan = plan_modes(kernel=kernel_version(), features=xdp_features(ifindex), xdp_enabled=True,
+                          generic_enabled=desired.generic_enabled)
         if pinned is not None and pinned.tag != expected_tag():
-            pinned = self._upgrade(pinned, ifindex, attached[0] if ours else None)
+            pinned = self._upgrade(pinned, ifindex, our_mode)
             repaired.append("program upgraded in place")
         was_pinned = pinned is not None
         if state is None:
@@ -159,13 +134,14 @@ class XdpDriver:
                 pinned = load_new(interface_dir(self.bpffs, item.name), capacities=_capacities(tables))
                 pinned.maps.replace(tables.compile(), inactive_known_empty=True, old_keys=BlocklistTables().hash_keys())
             elif _too_small(pinned, tables):
-                pinned = self._grow(pinned, ifindex, attached[0] if ours else None, tables, item)
+                pinned = self._grow(pinned, ifindex, our_mode, tables, item)
                 repaired.append("maps grown for a larger set")
             else:
                 pinned.maps.replace(tables.compile(), inactive_known_empty=False)
             adopted = ours
             pinned.maps.set_failsafe(item.failsafe)
         else:
+            assert pinned is not None  # a known interface keeps its program
             tables = state.tables
             try:
                 tables = self._sync(pinned, tables, state.cidrs, item.cidrs)
@@ -173,15 +149,16 @@ class XdpDriver:
                 if exc.errno != errno.E2BIG:
                     raise
                 tables = BlocklistTables.from_cidrs(item.cidrs)
-                pinned = self._grow(pinned, ifindex, attached[0] if ours else None, tables, item)
+                pinned = self._grow(pinned, ifindex, our_mode, tables, item)
                 repaired.append("maps grown for a larger set")
             if verify:
                 repaired += self._verify(pinned, tables)
             if pinned.maps.set_failsafe(item.failsafe) and verify:
                 repaired.append("failsafe ports rewritten")
+        assert pinned is not None
         if pinned.maps.hit_shift() != self.hit_shift:
             pinned.maps.set_hit_shift(self.hit_shift)
-        current_mode = XdpMode(attached[0]) if ours else None
+        current_mode = XdpMode(our_mode) if our_mode else None
         if current_mode is not None and current_mode not in plan.attempts:
             self._detach(ifindex, pinned, current_mode.value)
             current_mode = None
@@ -393,7 +370,7 @@ def _prog_name(prog_id: int) -> str:
 
 
 def _attach(ifindex: int, prog_fd: int, attempts: Iterable[XdpMode]) -> tuple[XdpMode | None, list[str]]:
-    errors = []
+    errors: list[str] = []
     for mode in attempts:
         try:
             libbpf.xdp_attach(ifindex, prog_fd, MODE_FLAGS[mode] | libbpf.XDP_FLAGS_UPDATE_IF_NOEXIST)

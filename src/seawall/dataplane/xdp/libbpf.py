@@ -33,13 +33,25 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from ctypes import byref, c_char_p, c_int, c_size_t, c_uint32, c_void_p, sizeof
 
-from seawall.dataplane.xdp._libbpf_types import *  # noqa: F403  (constants and structs are API)
+# Every constant and struct of _libbpf_types is this module's API (``libbpf.XDP_DROP``); the names
+# this module and its typed callers use are also imported by name below, so mypy sees them.
+from seawall.dataplane.xdp._libbpf_types import *  # noqa: F403
 from seawall.dataplane.xdp._libbpf_types import (
+    BPF_ANY,
+    BPF_F_TEST_XDP_LIVE_FRAMES,
+    BPF_MAP_TYPE_HASH as BPF_MAP_TYPE_HASH,
+    BPF_MAP_TYPE_LRU_PERCPU_HASH as BPF_MAP_TYPE_LRU_PERCPU_HASH,
     ENOTSUPP,
     LIBBPF_INFO,
     LIBBPF_PRINT_FN,
     LIBBPF_WARN,
     PROTOTYPES,
+    XDP_ATTACHED_NONE,
+    XDP_FLAGS_DRV_MODE as XDP_FLAGS_DRV_MODE,
+    XDP_FLAGS_HW_MODE as XDP_FLAGS_HW_MODE,
+    XDP_FLAGS_REPLACE as XDP_FLAGS_REPLACE,
+    XDP_FLAGS_SKB_MODE as XDP_FLAGS_SKB_MODE,
+    XDP_FLAGS_UPDATE_IF_NOEXIST as XDP_FLAGS_UPDATE_IF_NOEXIST,
     BpfMapBatchOpts,
     BpfMapCreateOpts,
     BpfMapInfo,
@@ -49,6 +61,7 @@ from seawall.dataplane.xdp._libbpf_types import (
     BpfXdpQueryOpts,
     BpfXdpQueryOptsGuarded,
     LibbpfError,
+    LibbpfUnavailable,
     LibbpfVerifierError,
     MapInfo,
     ProgInfo,
@@ -217,7 +230,8 @@ class BpfObject:
         return self._ptr
 
     def _iter(self, nxt: str, name_fn: str) -> list[str]:
-        names, cur = [], None
+        names: list[str] = []
+        cur = None
         for _ in range(1 << 16):  # bounded walk of the object's list
             cur = getattr(lib(), nxt)(self._obj(), cur)
             if not cur:
@@ -402,9 +416,9 @@ def map_update_batch(fd: int, keys: bytes, values: bytes, count: int, flags: int
         done += step
         stalls = 0 if step else stalls + 1
         if rc < 0 and -rc not in (_errno.EINTR, _errno.EAGAIN):
-            exc = error(-rc, "bpf_map_update_batch", f"{done} of {count} elements updated")
-            exc.done = done
-            raise exc
+            failure = error(-rc, "bpf_map_update_batch", f"{done} of {count} elements updated")
+            failure.done = done
+            raise failure
     if done < count:
         raise error(_errno.EIO, "bpf_map_update_batch", f"no progress after {done} of {count} elements")
 

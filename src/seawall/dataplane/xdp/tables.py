@@ -208,7 +208,7 @@ class BlocklistTables:
                 parts = joined.replace("/", "\n").split("\n")  # addr, len, addr, len, ...
                 addrs, lengths = parts[0::2], np.array(parts[1::2], dtype=np.int64)
             else:
-                addrs, _, prefixes = map(list, zip(*(c.partition("/") for c in cidrs)))
+                addrs, _, prefixes = map(list, zip(*(c.partition("/") for c in cidrs), strict=True))
                 lengths = np.array([int(p) if p else 32 for p in prefixes], dtype=np.int64)
             packed = b"".join(map(functools.partial(socket.inet_pton, socket.AF_INET), addrs))
         except (OSError, ValueError):

@@ -1,0 +1,35 @@
+"""What the XDP driver reports per interface and per blocked CIDR: plain values, no I/O,
+so the status and metrics builders read them without importing the driver."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceReport:
+    name: str
+    mode: str  # xdp-offload | xdp-native | xdp-generic | iptables-raw
+    reason: str
+    entries: dict[str, int] = field(default_factory=dict)
+    errors: tuple[str, ...] = ()
+    conflict: str | None = None
+    adopted: bool = False
+    repaired: tuple[str, ...] = ()
+
+    @property
+    def in_xdp(self) -> bool:
+        return self.mode.startswith("xdp-")
+
+
+@dataclass(frozen=True, slots=True)
+class HitReport:
+    """Dropped packets per blocked CIDR. With sampling (``sample`` = 2**hit_shift)
+    each count is an unbiased estimate, relative standard error
+    sqrt((sample - 1) / n); ``unattributed`` = exact total drops minus the
+    estimates' sum (sources the LRU evicted, and sampling noise), never < 0."""
+
+    per_cidr: dict[str, int]
+    unattributed: int
+    total: int
+    sample: int
