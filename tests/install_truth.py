@@ -397,6 +397,12 @@ def program_name(word: str) -> str | None:
     return p.name
 
 
+def _fresh_make_env() -> dict[str, str]:
+    """The environment without the variables of a calling make (``make test`` runs these tests):
+    MAKELEVEL makes a nested make print "make[1]: Entering directory", MAKEFLAGS passes -j/-n on."""
+    return {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES")}
+
+
 def makefile_shell(makefile: Path, targets: list[str] | None = None) -> tuple[str, list[str]]:
     """The shell the Makefile's recipes run (``make -n -B``) and its ``$(shell ...)`` commands."""
     text = makefile.read_text()
@@ -406,8 +412,8 @@ def makefile_shell(makefile: Path, targets: list[str] | None = None) -> tuple[st
             for t in m.group(1).split():
                 if not t.startswith(".") and "%" not in t and "$" not in t and t not in targets:
                     targets.append(t)
-    out = subprocess.run(["make", "-n", "-B", "-f", str(makefile), *targets], cwd=makefile.parent,
-                         capture_output=True, text=True, timeout=60, check=False)
+    out = subprocess.run(["make", "-n", "-B", "--no-print-directory", "-f", str(makefile), *targets], cwd=makefile.parent,
+                         capture_output=True, text=True, timeout=60, check=False, env=_fresh_make_env())
     if out.returncode != 0:
         raise RuntimeError(f"make -n -B {' '.join(targets)}: exit {out.returncode}: {out.stderr.strip()}")
     recipes = "\n".join(line for line in out.stdout.splitlines() if not line.startswith("make: "))
@@ -1716,7 +1722,8 @@ def check_rows(rows: list[Row]) -> dict[Row, Check]:
 
 def makefile_apt_packages(makefile: Path = REPO / "Makefile") -> list[str]:
     out = subprocess.run(["make", "-s", "-f", str(makefile), "--eval", "print-apt-packages: ; @echo $(APT_PACKAGES)",
-                          "print-apt-packages"], cwd=makefile.parent, capture_output=True, text=True, timeout=60, check=False)
+                          "print-apt-packages"], cwd=makefile.parent, capture_output=True, text=True, timeout=60, check=False,
+                         env=_fresh_make_env())
     if out.returncode != 0:
         raise RuntimeError(f"make print-apt-packages: exit {out.returncode}: {out.stderr.strip()}")
     return out.stdout.split()
