@@ -16,7 +16,7 @@ step get globalnetworkpolicies -o wide
 step get globalnetworksets -o wide
 
 echo; echo "# Under attack: add the attackers' CIDRs to the set (one atomic write)."
-step apply -f examples/under-attack.yaml
+step apply -f examples/under-attack/under-attack.yaml
 step get gns dos-mitigation -o yaml
 
 echo; echo "# Where each rule would run on node jasper's eth0 (10.0.0.1), and why (no agent needed)."

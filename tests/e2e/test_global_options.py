@@ -27,6 +27,7 @@ from tests.e2e.conftest import Result
 pytestmark = pytest.mark.e2e
 
 GLOBAL_FLAGS = (
+    "--etcd-password-file",
     "--datastore", "--etcd-endpoints", "--etcd-ca-cert-file", "--etcd-cert-file",
     "--etcd-key-file", "--etcd-username", "--etcd-password",
 )

@@ -149,7 +149,8 @@ def test_created_directory_is_0700_and_files_are_0600(tmp_path: Path) -> None:
         os.umask(umask)
 
 
-def test_existing_database_is_tightened_to_0600(tmp_path: Path) -> None:
+def test_an_existing_database_keeps_its_mode(tmp_path: Path) -> None:
+    """Seawall never chmods a file it did not create (ssh-style: refuse what is too open instead)."""
     path = tmp_path / "s.db"
     with SqliteDatastore(path) as ds:
         ds.create("K", "a", {})
@@ -157,7 +158,7 @@ def test_existing_database_is_tightened_to_0600(tmp_path: Path) -> None:
     before = mode_of(tmp_path)
     with SqliteDatastore(path) as ds:
         assert ds.get("K", "a").value == {}
-        assert mode_of(path) == 0o600
+        assert mode_of(path) == 0o644
     assert mode_of(tmp_path) == before
 
 

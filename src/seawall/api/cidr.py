@@ -13,9 +13,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-_FAST_V4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}(?:/(?:3[0-2]|[12]?\d))?")
-_PREFIX = re.compile(r"\d{1,3}")
+# ASCII digits only: ``\d`` would also match Arabic-Indic and other Unicode digits.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_FAST_V4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}(?:/(?:3[0-2]|[12]?[0-9]))?", re.ASCII)
+_PREFIX = re.compile(r"[0-9]{1,3}", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,10 @@ def parse_net(text: object, *, strict: bool) -> ParsedNet:
     """Parse a CIDR (or, when not strict, a bare IP). Raises CidrError with a reason."""
     if not isinstance(text, str):
         raise CidrError("invalid CIDR: must be a string")
+    if not text.isascii():
+        raise CidrError("invalid CIDR: only ASCII digits, letters, '.', ':' and '/' are allowed")
+    if "%" in text:
+        raise CidrError("invalid CIDR: IPv6 zone (%...) is not allowed")
     address, slash, prefix = text.partition("/")
     if slash and not _PREFIX.fullmatch(prefix):
         raise CidrError("invalid CIDR: prefix length must be a number")

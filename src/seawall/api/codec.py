@@ -17,9 +17,9 @@ from typing import Any
 import pydantic
 
 from seawall.api import models, validation
-from seawall.api.errors import DocumentError, FieldError, ValidationFailed, Warning_, join_path
+from seawall.api.errors import DocumentError, FieldError, ValidationFailed, Warning_, join_path, render_value
 from seawall.api.kinds import KINDS, UnknownKind, resolve_kind
-from seawall.api.yamlio import YamlSyntaxError, load_all
+from seawall.api.yamlio import YamlSyntaxError, check_shape, load_all
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +65,36 @@ def _decode(text: str, source: str) -> list[Any]:
     stripped = text.lstrip()
     if source.endswith(".json") or stripped[:1] in ("{", "["):
         try:
-            return [json.loads(text)]
+            data = json.loads(text, object_pairs_hook=_refuse_duplicate_keys)
         except json.JSONDecodeError:
             if source.endswith(".json"):
                 raise YamlSyntaxError("invalid JSON") from None
+        except _DuplicateKey as exc:
+            raise YamlSyntaxError(f"invalid JSON: duplicate key {render_value(exc.key)} in an object") from None
+        except RecursionError:
+            raise YamlSyntaxError("invalid JSON: nesting is too deep") from None
+        except ValueError as exc:  # e.g. an integer beyond Python's int/str digit limit
+            raise YamlSyntaxError(f"invalid JSON: {str(exc).split(';')[0]}") from None
+        else:
+            check_shape(data)
+            return [data]
     return load_all(text)
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return out
 
 
 def _expand(data: Any, source: str, index: str) -> Iterable[SourceDocument]:
@@ -243,7 +268,7 @@ _FIELD_NAMES = _all_field_names()
 
 
 def _unknown_field_reason(name: str) -> str:
-    close = difflib.get_close_matches(name, _FIELD_NAMES, n=1)
+    close = difflib.get_close_matches(name, _FIELD_NAMES, n=1) if len(name) <= 64 else []
     hint = f' (did you mean "{close[0]}"?)' if close else ""
     return f'unknown field "{name}"{hint}'
 

@@ -13,18 +13,72 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _MAX_VALUE_CHARS = 80
+_MAX_LINE_CHARS = 300  # any one line of a message (a reason, a detail line, a path)
+_MAX_DETAIL_LINES = 12
+MAX_ERRORS_SHOWN = 100  # field errors listed per run; the rest are counted
+_PREVIEW_DEPTH = 3
+_PREVIEW_ITEMS = 8
+_MAX_INT_BITS = 256
+
+
+def _preview(value: Any, depth: int) -> str:
+    """A bounded repr: at most _PREVIEW_ITEMS items per level and _PREVIEW_DEPTH
+    levels, so a huge or alias-shared structure is never walked or expanded."""
+    if isinstance(value, str):
+        return repr(value[: _MAX_VALUE_CHARS + 1])
+    if value is None or isinstance(value, (bool, float)):
+        return repr(value)
+    if isinstance(value, int):
+        if value.bit_length() > _MAX_INT_BITS:
+            return f"<integer of {value.bit_length()} bits>"
+        return str(value)
+    if isinstance(value, (list, tuple, dict)):
+        opener, closer = ("{", "}") if isinstance(value, dict) else ("[", "]") if isinstance(value, list) else ("(", ")")
+        if not value:
+            return opener + closer
+        if depth >= _PREVIEW_DEPTH:
+            return f"{opener}...{closer}"
+        parts: list[str] = []
+        items = iter(value.items()) if isinstance(value, dict) else iter(value)
+        for count, item in enumerate(items):
+            if count >= _PREVIEW_ITEMS:
+                parts.append("...")
+                break
+            if isinstance(value, dict):
+                parts.append(f"{_preview(item[0], depth + 1)}: {_preview(item[1], depth + 1)}")
+            else:
+                parts.append(_preview(item, depth + 1))
+        return opener + ", ".join(parts) + closer
+    return f"<{type(value).__name__}>"
+
+
+def clip(text: str, limit: int = _MAX_LINE_CHARS) -> str:
+    """``text`` cut to ``limit`` characters (with '...')."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def clip_lines(text: str, *, max_lines: int = _MAX_DETAIL_LINES) -> str:
+    """Every line of ``text`` clipped, and at most ``max_lines`` lines kept."""
+    if len(text) <= _MAX_LINE_CHARS and "\n" not in text:
+        return text
+    lines = text[: _MAX_LINE_CHARS * (max_lines + 1) * 4].split("\n")
+    shown = [clip(line) for line in lines[:max_lines]]
+    if len(lines) > max_lines:
+        shown.append("...")
+    return "\n".join(shown)
 
 
 def render_value(value: Any) -> str:
-    """A short, quoted rendering of a bad value for error messages."""
+    """A short, quoted rendering of a bad value for error messages (bounded in time
+    and size whatever the value: huge lists, shared aliases, huge integers)."""
     if isinstance(value, str):
-        text = value
+        text = value[: _MAX_VALUE_CHARS + 1]
     elif value is None:
         text = "null"
     elif isinstance(value, bool):
         text = "true" if value else "false"
     else:
-        text = repr(value) if not isinstance(value, (int, float)) else str(value)
+        text = _preview(value, 0)
     if len(text) > _MAX_VALUE_CHARS:
         text = text[: _MAX_VALUE_CHARS - 3] + "..."
     return f"'{text}'"
@@ -56,11 +110,12 @@ class FieldError:
     detail: str | None = None  # extra lines shown below, e.g. a caret under a selector
 
     def __str__(self) -> str:
+        path, reason = clip(self.path), clip_lines(self.reason)
         if self.value is _MISSING:
-            text = f"error with field {self.path} ({self.reason})" if self.path else self.reason
+            text = f"error with field {path} ({reason})" if path else reason
         else:
-            text = f"error with field {self.path} = {render_value(self.value)} ({self.reason})"
-        return f"{text}\n{self.detail}" if self.detail else text
+            text = f"error with field {path} = {render_value(self.value)} ({reason})"
+        return f"{text}\n{clip_lines(self.detail)}" if self.detail else text
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,16 +142,62 @@ class DocumentError(Exception):
     def where(self) -> str:
         if self.index == "-" and not self.kind:
             return self.source
-        ident = f"{self.kind or '<no kind>'}({self.name or '<no name>'})"
-        return f"{self.source}: document {self.index}: {ident}"
+        ident = f"{clip(self.kind or '<no kind>', 80)}({clip(self.name or '<no name>', 120)})"
+        return f"{clip(self.source)}: document {clip(self.index, 80)}: {ident}"
 
     def __str__(self) -> str:
-        return "\n".join(f"{self.where()}: {err}" for err in self.errors)
+        where = self.where()
+        lines = [f"{where}: {err}" for err in self.errors[:MAX_ERRORS_SHOWN]]
+        if len(self.errors) > MAX_ERRORS_SHOWN:
+            lines.append(f"{where}: ... and {len(self.errors) - MAX_ERRORS_SHOWN} more errors")
+        return "\n".join(lines)
+
+
+@dataclass(slots=True)
+class _MoreErrors(DocumentError):
+    """Stands for the document errors past ``MAX_ERRORS_SHOWN``: counted, not listed.
+
+    ``errors`` holds the hidden field errors (so counts stay right) and ``hidden``
+    the hidden document errors (so re-raising ``ValidationFailed(exc.errors)``
+    loses nothing)."""
+
+    hidden: list[DocumentError] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return f"... and {len(self.errors)} more errors in {len(self.hidden)} document error(s), not shown"
+
+
+def _bounded(errors: list[DocumentError]) -> list[DocumentError]:
+    flat: list[DocumentError] = []
+    for error in errors:
+        flat.extend(error.hidden if isinstance(error, _MoreErrors) else [error])
+    total = sum(len(error.errors) for error in flat)
+    if total <= MAX_ERRORS_SHOWN:
+        return flat
+    shown: list[DocumentError] = []
+    hidden: list[DocumentError] = []
+    budget = MAX_ERRORS_SHOWN
+    for error in flat:
+        if budget >= len(error.errors):
+            shown.append(error)
+            budget -= len(error.errors)
+        elif budget > 0:
+            shown.append(DocumentError(error.source, error.index, error.kind, error.name, error.errors[:budget]))
+            hidden.append(DocumentError(error.source, error.index, error.kind, error.name, error.errors[budget:]))
+            budget = 0
+        else:
+            hidden.append(error)
+    rest = [field_error for error in hidden for field_error in error.errors]
+    shown.append(_MoreErrors("", "-", None, None, rest, hidden))
+    return shown
 
 
 class ValidationFailed(Exception):
-    """Raised by ``api`` entry points with every document error found."""
+    """Raised by ``api`` entry points with every document error found.
+
+    ``errors`` lists at most ``MAX_ERRORS_SHOWN`` field errors; the rest are
+    folded into one trailing entry that prints "... and N more errors"."""
 
     def __init__(self, errors: list[DocumentError]) -> None:
-        super().__init__("\n".join(str(e) for e in errors))
-        self.errors = errors
+        self.errors = _bounded(errors)
+        super().__init__("\n".join(str(e) for e in self.errors))

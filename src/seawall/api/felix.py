@@ -77,3 +77,13 @@ def _set_fields(spec: FelixConfigurationSpec) -> dict[str, object]:
             value = tuple(ProtoPort(p.protocol, p.port, p.net) for p in value)
         out[field.name] = value
     return out
+
+
+ENFORCED_FIELDS = frozenset(field.name for field in fields(EffectiveFelixConfig))
+"""The FelixConfigurationSpec fields Seawall acts on; every other Calico field is stored only."""
+
+
+def unenforced_fields(spec: FelixConfigurationSpec) -> list[str]:
+    """The Calico fields set in ``spec`` that Seawall stores but does not act on, in spec order
+    (for ``apply``/``status`` to say so)."""
+    return [name for name in type(spec).model_fields if name not in ENFORCED_FIELDS and getattr(spec, name) is not None]

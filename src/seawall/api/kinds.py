@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 
 from seawall.api import models
@@ -49,5 +50,15 @@ def resolve_kind(text: str) -> KindInfo:
     info = _BY_ALIAS.get(text.lower())
     if info is None:
         known = ", ".join(sorted(KINDS))
-        raise UnknownKind(f"resource type '{text}' is not supported (supported kinds: {known})")
+        hint = ""
+        close = difflib.get_close_matches(text.lower(), list(_BY_ALIAS), n=1, cutoff=0.75)
+        if close:
+            hint = f"; did you mean '{close[0]}' ({_BY_ALIAS[close[0]].kind})?"
+        raise UnknownKind(f"resource type '{text}' is not supported{hint} (supported kinds: {known})")
     return info
+
+
+def short_aliases(info: KindInfo) -> tuple[str, ...]:
+    """The aliases that are not just the singular or plural spelled out."""
+    long = {info.kind.lower(), info.plural}
+    return tuple(alias for alias in info.aliases if alias not in long)

@@ -30,14 +30,46 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-class Metadata(_Strict):
+class OwnerReference(_Strict):
+    apiVersion: str
+    kind: str
     name: str
+    uid: str
+    controller: bool | None = None
+    blockOwnerDeletion: bool | None = None
+
+
+class ManagedFieldsEntry(_Strict):
+    manager: str | None = None
+    operation: str | None = None
+    apiVersion: str | None = None
+    time: str | None = None
+    fieldsType: str | None = None
+    fieldsV1: dict[str, Any] | None = None
+    subresource: str | None = None
+
+
+class Metadata(_Strict):
+    """Kubernetes ObjectMeta, as calicoctl and the Kubernetes API write it.
+
+    Seawall uses name, labels and annotations; the rest is stored and echoed back.
+    (``namespace`` is refused by validation: every kind here is cluster-scoped.)"""
+
+    name: str
+    generateName: str | None = None
     namespace: str | None = None
+    selfLink: str | None = None
+    uid: str | None = None
+    resourceVersion: str | None = None
+    generation: int | None = None
+    creationTimestamp: str | None = None
+    deletionTimestamp: str | None = None
+    deletionGracePeriodSeconds: int | None = None
     labels: dict[str, str] | None = None
     annotations: dict[str, str] | None = None
-    resourceVersion: str | None = None
-    uid: str | None = None
-    creationTimestamp: str | None = None
+    ownerReferences: list[OwnerReference] | None = None
+    finalizers: list[str] | None = None
+    managedFields: list[ManagedFieldsEntry] | None = None
 
 
 class ICMPFields(_Strict):
@@ -116,11 +148,34 @@ class ProtoPort(_Strict):
     net: str | None = None
 
 
+class HealthTimeoutOverride(_Strict):
+    name: str
+    timeout: str
+
+
+class RouteTableRange(_Strict):
+    min: int
+    max: int
+
+
+Duration = str
+"""A Go ``metav1.Duration`` as Calico serialises it (``"90s"``, ``"1m30s"``)."""
+
+
 class FelixConfigurationSpec(_Strict):
+    """Every field of Calico v3's FelixConfigurationSpec (api/pkg/apis/projectcalico/v3/felixconfig.go).
+
+    The first block is what Seawall enforces (see ``felix.EffectiveFelixConfig``);
+    the rest is accepted and stored so that a FelixConfiguration written for
+    calico-node applies unchanged, but has no effect here
+    (``felix.unenforced_fields`` lists the ones set). A name Calico does not have
+    is still refused as an unknown field."""
+
+    # --- enforced by Seawall
     xdpEnabled: bool | None = None
     genericXDPEnabled: bool | None = None
-    xdpRefreshInterval: str | None = None
-    iptablesRefreshInterval: str | None = None
+    xdpRefreshInterval: Duration | None = None
+    iptablesRefreshInterval: Duration | None = None
     iptablesBackend: str | None = None
     failsafeInboundHostPorts: list[ProtoPort] | None = None
     failsafeOutboundHostPorts: list[ProtoPort] | None = None
@@ -130,6 +185,177 @@ class FelixConfigurationSpec(_Strict):
     healthHost: str | None = None
     healthPort: int | None = None
     logSeverityScreen: str | None = None
+
+    # --- Calico fields stored but not enforced: dataplane and refresh
+    useInternalDataplaneDriver: bool | None = None
+    dataplaneDriver: str | None = None
+    dataplaneWatchdogTimeout: Duration | None = None
+    ipv6Support: bool | None = None
+    routeRefreshInterval: Duration | None = None
+    interfaceRefreshInterval: Duration | None = None
+    iptablesPostWriteCheckInterval: Duration | None = None
+    iptablesLockFilePath: str | None = None
+    iptablesLockTimeout: Duration | None = None
+    iptablesLockProbeInterval: Duration | None = None
+    featureDetectOverride: str | None = None
+    featureGates: str | None = None
+    ipsetsRefreshInterval: Duration | None = None
+    maxIpsetSize: int | None = None
+    netlinkTimeout: Duration | None = None
+    nfNetlinkBufSize: str | None = None
+    ipForwarding: str | None = None
+    cgroupV2Path: str | None = None
+    # iptables / nftables
+    chainInsertMode: str | None = None
+    defaultEndpointToHostAction: str | None = None
+    iptablesFilterAllowAction: str | None = None
+    iptablesMangleAllowAction: str | None = None
+    iptablesFilterDenyAction: str | None = None
+    iptablesMarkMask: int | None = None
+    iptablesNATOutgoingInterfaceFilter: str | None = None
+    disableConntrackInvalidCheck: bool | None = None
+    nftablesMode: str | None = None
+    nftablesRefreshInterval: Duration | None = None
+    nftablesFilterAllowAction: str | None = None
+    nftablesMangleAllowAction: str | None = None
+    nftablesFilterDenyAction: str | None = None
+    nftablesMarkMask: int | None = None
+    # OpenStack metadata, interfaces
+    metadataAddr: str | None = None
+    metadataPort: int | None = None
+    openstackRegion: str | None = None
+    interfacePrefix: str | None = None
+    interfaceExclude: str | None = None
+    mtuIfacePattern: str | None = None
+    # logging
+    logPrefix: str | None = None
+    logFilePath: str | None = None
+    logSeverityFile: str | None = None
+    logSeveritySys: str | None = None
+    logDebugFilenameRegex: str | None = None
+    # overlays
+    ipipEnabled: bool | None = None
+    ipipMTU: int | None = None
+    vxlanEnabled: bool | None = None
+    vxlanMTU: int | None = None
+    vxlanMTUV6: int | None = None
+    vxlanPort: int | None = None
+    vxlanVNI: int | None = None
+    allowVXLANPacketsFromWorkloads: bool | None = None
+    allowIPIPPacketsFromWorkloads: bool | None = None
+    # status reporting
+    reportingInterval: Duration | None = None
+    reportingTTL: Duration | None = None
+    endpointReportingEnabled: bool | None = None
+    endpointReportingDelay: Duration | None = None
+    endpointStatusPathPrefix: str | None = None
+    policySyncPathPrefix: str | None = None
+    # health and metrics
+    healthTimeoutOverrides: list[HealthTimeoutOverride] | None = None
+    prometheusMetricsHost: str | None = None
+    prometheusGoMetricsEnabled: bool | None = None
+    prometheusProcessMetricsEnabled: bool | None = None
+    prometheusWireGuardMetricsEnabled: bool | None = None
+    # usage reporting
+    usageReportingEnabled: bool | None = None
+    usageReportingInitialDelay: Duration | None = None
+    usageReportingInterval: Duration | None = None
+    # NAT, routes, addresses
+    kubeNodePortRanges: list[IntOrStr] | None = None
+    natPortRange: IntOrStr | None = None
+    natOutgoingAddress: str | None = None
+    natOutgoingExclusions: str | None = None
+    deviceRouteSourceAddress: str | None = None
+    deviceRouteSourceAddressIPv6: str | None = None
+    deviceRouteProtocol: int | None = None
+    removeExternalRoutes: bool | None = None
+    externalNodesList: list[str] | None = None
+    routeSource: str | None = None
+    routeTableRange: RouteTableRange | None = None
+    routeTableRanges: list[RouteTableRange] | None = None
+    routeSyncDisabled: bool | None = None
+    programClusterRoutes: str | None = None
+    serviceLoopPrevention: str | None = None
+    workloadSourceSpoofing: str | None = None
+    floatingIPs: str | None = None
+    awsSrcDstCheck: str | None = None
+    windowsManageFirewallRules: str | None = None
+    sidecarAccelerationEnabled: bool | None = None
+    # debugging
+    debugMemoryProfilePath: str | None = None
+    debugDisableLogDropping: bool | None = None
+    debugSimulateCalcGraphHangAfter: Duration | None = None
+    debugSimulateDataplaneHangAfter: Duration | None = None
+    debugSimulateDataplaneApplyDelay: Duration | None = None
+    debugHost: str | None = None
+    debugPort: int | None = None
+    # eBPF dataplane
+    bpfEnabled: bool | None = None
+    bpfDisableUnprivileged: bool | None = None
+    bpfLogLevel: str | None = None
+    bpfLogFilters: dict[str, str] | None = None
+    bpfCTLBLogFilter: str | None = None
+    bpfDataIfacePattern: str | None = None
+    bpfL3IfacePattern: str | None = None
+    bpfConnectTimeLoadBalancingEnabled: bool | None = None
+    bpfConnectTimeLoadBalancing: str | None = None
+    bpfHostNetworkedNATWithoutCTLB: str | None = None
+    bpfExternalServiceMode: str | None = None
+    bpfDSROptoutCIDRs: list[str] | None = None
+    bpfExtToServiceConnmark: int | None = None
+    bpfKubeProxyIptablesCleanupEnabled: bool | None = None
+    bpfKubeProxyMinSyncPeriod: Duration | None = None
+    bpfKubeProxyEndpointSlicesEnabled: bool | None = None
+    bpfPSNATPorts: IntOrStr | None = None
+    bpfMapSizeNATFrontend: int | None = None
+    bpfMapSizeNATBackend: int | None = None
+    bpfMapSizeNATAffinity: int | None = None
+    bpfMapSizeRoute: int | None = None
+    bpfMapSizeConntrack: int | None = None
+    bpfMapSizePerCpuConntrack: int | None = None
+    bpfMapSizeIPSets: int | None = None
+    bpfMapSizeIfState: int | None = None
+    bpfHostConntrackBypass: bool | None = None
+    bpfEnforceRPF: str | None = None
+    bpfPolicyDebugEnabled: bool | None = None
+    bpfForceTrackPacketsFromIfaces: list[str] | None = None
+    bpfDisableGROForIfaces: str | None = None
+    bpfExcludeCIDRsFromNAT: list[str] | None = None
+    bpfRedirectToPeer: str | None = None
+    bpfAttachType: str | None = None
+    bpfExportBufferSizeMB: int | None = None
+    bpfConntrackLogLevel: str | None = None
+    bpfConntrackMode: str | None = None
+    bpfConntrackCleanupMode: str | None = None
+    bpfConntrackTimeouts: dict[str, str] | None = None
+    bpfProfiling: str | None = None
+    # WireGuard
+    wireguardEnabled: bool | None = None
+    wireguardEnabledV6: bool | None = None
+    wireguardListeningPort: int | None = None
+    wireguardListeningPortV6: int | None = None
+    wireguardRoutingRulePriority: int | None = None
+    wireguardInterfaceName: str | None = None
+    wireguardInterfaceNameV6: str | None = None
+    wireguardMTU: int | None = None
+    wireguardMTUV6: int | None = None
+    wireguardHostEncryptionEnabled: bool | None = None
+    wireguardKeepAlive: Duration | None = None
+    wireguardThreadingEnabled: bool | None = None
+    # transparent proxy
+    tproxyMode: str | None = None
+    tproxyPort: int | None = None
+    tproxyUpstreamConnMark: int | None = None
+    # Go runtime
+    goGCThreshold: int | None = None
+    goMemoryLimitMB: int | None = None
+    goMaxProcs: int | None = None
+    # flow logs (Goldmane)
+    flowLogsFlushInterval: Duration | None = None
+    flowLogsCollectorDebugTrace: bool | None = None
+    flowLogsGoldmaneServer: str | None = None
+    flowLogsLocalReporter: str | None = None
+    flowLogsPolicyEvaluationMode: str | None = None
 
 
 class _Resource(_Strict):

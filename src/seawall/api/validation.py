@@ -138,9 +138,37 @@ def _check_host_endpoint(resource: models.HostEndpoint, out: _Collector) -> None
 # ---------------------------------------------------------------- GlobalNetworkSet
 
 
+CATCH_ALL_WARNING = (
+    "catch-all CIDR: every source matches, so everything but the failsafe ports "
+    "will be dropped on the interfaces this blocks"
+)
+
+
 def _check_network_set(resource: models.GlobalNetworkSet, out: _Collector) -> None:
-    for index, value, reason in check_set_nets(resource.spec.nets or []):
+    nets = resource.spec.nets or []
+    bad = check_set_nets(nets)
+    for index, value, reason in bad:
         out.error(f"spec.nets[{index}]", reason, value)
+    if not bad:
+        _warn_set_nets(nets, out)
+
+
+def _warn_set_nets(nets: list[str], out: _Collector) -> None:
+    """Catch-all and host-bits warnings, cheaply: only nets with a '/' that is not
+    /32 or /128 are parsed (a 1M-net set of /32s costs one string scan per net)."""
+    for index, net in enumerate(nets):
+        if type(net) is not str or "/" not in net or net.endswith(("/32", "/128")):
+            continue
+        try:
+            parsed = parse_net(net, strict=False)
+        except CidrError:
+            continue
+        path = f"spec.nets[{index}]"
+        if parsed.network.prefixlen == 0:
+            out.warn(path, f"{net}: {CATCH_ALL_WARNING}")
+        address = net.partition("/")[0]
+        if ipaddress.ip_address(address) != parsed.network.network_address:
+            out.warn(path, f"{net} has host bits set; it is stored and enforced as {parsed.network}")
 
 
 # ---------------------------------------------------------------- GlobalNetworkPolicy
@@ -218,10 +246,28 @@ def _check_rule(path: str, rule: models.Rule, out: _Collector) -> None:
             families |= _check_entity(f"{path}.{side}", entity, protocol, rule.ipVersion, out)
     if len(families) > 1:
         out.error(path, "rule contains both IPv4 and IPv6 CIDRs")
+    if rule.action == "Deny":
+        _warn_deny_rule(path, rule, out)
     if rule.metadata and rule.metadata.annotations:
         for key in rule.metadata.annotations:
             if reason := check_label_key(key):
                 out.error(f"{path}.metadata.annotations.{key}", reason, key)
+
+
+_MATCH_FIELDS = ("protocol", "notProtocol", "icmp", "notICMP", "ipVersion")
+_ENTITY_FIELDS = ("nets", "notNets", "selector", "notSelector", "ports", "notPorts")
+
+
+def _warn_deny_rule(path: str, rule: models.Rule, out: _Collector) -> None:
+    source = rule.source
+    for index, net in enumerate((source.nets or []) if source else []):
+        if isinstance(net, str) and net.endswith("/0"):
+            out.warn(f"{path}.source.nets[{index}]", f"{net}: {CATCH_ALL_WARNING}")
+    has_match = any(getattr(rule, name) is not None for name in _MATCH_FIELDS) or any(
+        getattr(entity, name) for entity in (rule.source, rule.destination) if entity is not None for name in _ENTITY_FIELDS
+    )
+    if not has_match:
+        out.warn(path, "Deny rule has no match criteria: it drops all traffic but the failsafe ports")
 
 
 def _check_protocol(path: str, value: int | str | None, out: _Collector) -> int | None:
@@ -344,6 +390,11 @@ def _check_felix_configuration(resource: models.FelixConfiguration, out: _Collec
     if spec.healthHost is not None and not _is_host_address(spec.healthHost):
         out.error("spec.healthHost", "must be an IP address or a host name", spec.healthHost)
     for field in ("failsafeInboundHostPorts", "failsafeOutboundHostPorts"):
+        if getattr(spec, field) == []:
+            out.warn(
+                f"spec.{field}",
+                "empty: no failsafe ports, so a policy can lock you out of the host (SSH, DHCP, ...)",
+            )
         for index, entry in enumerate(getattr(spec, field) or []):
             path = f"spec.{field}[{index}]"
             if entry.protocol not in FAILSAFE_PROTOCOLS:

@@ -10,6 +10,14 @@ PyYAML's libyaml binding spends ~7 s on a 1,000,000-item list, so inputs over
 yaml_rs returns a bare list both for "one document that is a list" and for
 "several documents", so we count document markers ourselves and fall back to
 PyYAML whenever the two views disagree. Both paths are tested to agree.
+
+Hostile input is refused with ``YamlSyntaxError``, never a traceback: nesting
+deeper than ``MAX_DEPTH``, aliases that would expand to more than
+``MAX_ALIAS_EXPANSION`` extra nodes (a "billion laughs"), recursive aliases,
+integers too long for Python's int/str limit, and non-scalar mapping keys.
+PyYAML is checked on the node graph before anything is constructed; yaml_rs
+has its own alias-replay and depth limits and its result is checked with
+``check_shape``.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ from typing import Any
 import yaml
 
 FAST_PATH_BYTES = 1 << 20
+MAX_DEPTH = 100  # a Calico resource is < 15 levels deep
+MAX_ALIAS_EXPANSION = 100_000  # nodes that aliases may add beyond the document's own
 
 
 class YamlSyntaxError(ValueError):
@@ -44,8 +54,16 @@ for _tag, _regex, _first in (
     _Yaml12Loader.add_implicit_resolver(_tag, re.compile(_regex), _first)
 
 
+_MAX_INT_CHARS = 4000  # below Python's int/str conversion limit (4300 digits)
+
+
 def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
     text = loader.construct_scalar(node)
+    if len(text) > _MAX_INT_CHARS:
+        mark = node.start_mark
+        raise YamlSyntaxError(
+            f"integer with {len(text)} digits at line {mark.line + 1}, column {mark.column + 1} is too large"
+        )
     if text.startswith("0o"):
         return int(text[2:], 8)
     if text.startswith("0x"):
@@ -58,6 +76,13 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[
     mapping: dict[Any, Any] = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
+        try:
+            hash(key)
+        except TypeError:
+            mark = key_node.start_mark
+            raise YamlSyntaxError(
+                f"mapping key at line {mark.line + 1}, column {mark.column + 1} must be a scalar, not a {type(key).__name__}"
+            ) from None
         if key in mapping:
             mark = key_node.start_mark
             raise YamlSyntaxError(
@@ -83,8 +108,18 @@ def load_all(text: str) -> list[Any]:
 
 
 def load_all_pyyaml(text: str) -> list[Any]:
+    loader = _Yaml12Loader(text)
     try:
-        return list(yaml.load_all(text, Loader=_Yaml12Loader))
+        docs: list[Any] = []
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                break
+            _check_nodes(node)
+            docs.append(loader.construct_document(node))
+        return docs
+    except RecursionError:
+        raise YamlSyntaxError(f"nesting is deeper than {MAX_DEPTH} levels") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -92,6 +127,72 @@ def load_all_pyyaml(text: str) -> list[Any]:
         raise YamlSyntaxError(f"{where}{context}{exc.problem or exc}") from None
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(str(exc)) from None
+    finally:
+        loader.dispose()
+
+
+def _check_nodes(root: yaml.Node) -> None:
+    """Refuse deep nesting, recursive aliases and alias blow-up, looking only at
+    the composed node graph (each aliased node is visited once)."""
+    size: dict[int, int] = {}  # id(node) -> expanded node count, once finished
+    active: set[int] = set()
+    unique = 0
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            active.discard(key)
+            children = _children(node)
+            size[key] = 1 + sum(size[id(child)] for child in children)
+            continue
+        if key in size:
+            continue
+        if key in active:
+            raise YamlSyntaxError(f"recursive alias at line {node.start_mark.line + 1}")
+        if len(active) >= MAX_DEPTH:
+            raise YamlSyntaxError(f"nesting is deeper than {MAX_DEPTH} levels (line {node.start_mark.line + 1})")
+        unique += 1
+        children = _children(node)
+        if not children:
+            size[key] = 1
+            continue
+        active.add(key)
+        stack.append((node, True))
+        for child in children:
+            child_key = id(child)
+            if child_key in active:
+                raise YamlSyntaxError(f"recursive alias at line {child.start_mark.line + 1}")
+            if child_key not in size:
+                stack.append((child, False))
+    if size[id(root)] > unique + MAX_ALIAS_EXPANSION:
+        raise YamlSyntaxError(
+            f"aliases expand the document to {size[id(root)]} nodes (limit: {MAX_ALIAS_EXPANSION} more than its own {unique})"
+        )
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def check_shape(data: Any) -> None:
+    """Refuse decoded data nested deeper than ``MAX_DEPTH`` (JSON, yaml_rs)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise YamlSyntaxError(f"nesting is deeper than {MAX_DEPTH} levels")
+        if type(value) is dict:
+            value = value.values()
+        elif type(value) is not list:
+            continue
+        for item in value:
+            if type(item) is dict or type(item) is list:
+                stack.append((item, depth + 1))
 
 
 def _fast_load_all(text: str) -> list[Any] | None:
@@ -102,8 +203,9 @@ def _fast_load_all(text: str) -> list[Any] | None:
         return None
     try:
         result = yaml_rs.loads(text, parse_datetime=False)
-    except yaml_rs.YAMLDecodeError as exc:
+    except (yaml_rs.YAMLDecodeError, ValueError, RecursionError) as exc:
         raise YamlSyntaxError(str(exc)) from None
+    check_shape(result)
     markers = _DOC_MARKER.findall(text)
     if "..." in markers:
         return None

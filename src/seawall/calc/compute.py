@@ -93,9 +93,39 @@ def _canonical(text: str) -> str:
     return parse_cidr(text).text
 
 
-def _host_cidr(text: str) -> str | None:
+def _try_canonical(value: object) -> str | None:
+    """The canonical CIDR of a stored value, or None when it is not one (a
+    non-ASCII digit, an IPv6 zone, a prefix out of range, not a string): such a
+    value matches no address, so dropping it from a list is exact."""
     try:
-        addr = ipaddress.ip_interface(text).ip
+        return _canonical(value)  # type: ignore[arg-type]
+    except (ValueError, TypeError):
+        return None
+
+
+VALUE_CHARS = 80
+SHOWN_BAD = 3
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= VALUE_CHARS else text[: VALUE_CHARS - 3] + "..."
+
+
+def bad_values_warning(where: str, field: str, bad: Sequence[object], what: str = "entry dropped") -> str:
+    """``Kind name: field: invalid value 'x' (...); entry dropped`` naming a few values, each truncated."""
+    values = sorted(bad, key=repr)
+    shown = ", ".join(_shown(v) for v in values[:SHOWN_BAD])
+    more = f" and {len(values) - SHOWN_BAD} more" if len(values) > SHOWN_BAD else ""
+    plural = "s" if len(values) > 1 else ""
+    return f"{where}: {field}: invalid CIDR value{plural} {shown}{more}; {what}"
+
+
+def _host_cidr(text: object) -> str | None:
+    if _try_canonical(text) is None:
+        return None
+    try:
+        addr = ipaddress.ip_interface(text).ip  # type: ignore[arg-type]
     except ValueError:
         return None
     return f"{addr}/{addr.max_prefixlen}"
@@ -144,23 +174,48 @@ def resolve_interfaces(heps: Mapping[str, models.HostEndpoint], interfaces: Node
 # ------------------------------------------------------------------ rules
 
 
-def _canonical_nets(memo: CalcMemo, name: str, nets: Sequence[str]) -> frozenset[str]:
-    """A network set's nets, canonical. When the previous version of the set of
+def _split(raw: frozenset[Any]) -> tuple[frozenset[str], frozenset[Any]]:
+    """Canonical forms of the values that parse, and the values that do not."""
+    good: set[str] = set()
+    bad: list[Any] = []
+    for value in raw:
+        canonical = _try_canonical(value)
+        if canonical is None:
+            bad.append(value)
+        else:
+            good.add(canonical)
+    return frozenset(good), frozenset(bad)
+
+
+def _raw_set(nets: Sequence[Any]) -> tuple[frozenset[Any], tuple[Any, ...]]:
+    """The hashable values of ``nets`` as a set, and the unhashable ones (never CIDRs)."""
+    try:
+        return frozenset(nets), ()
+    except TypeError:
+        unhashable = tuple(n for n in nets if not isinstance(n, (str, int, float, bool, type(None))))
+        return frozenset(n for n in nets if isinstance(n, (str, int, float, bool, type(None)))), unhashable
+
+
+def _canonical_nets(memo: CalcMemo, name: str, nets: Sequence[Any]) -> tuple[frozenset[str], tuple[Any, ...]]:
+    """A network set's nets, canonical, and the values that are not CIDRs
+    (dropped: each matches no address). When the previous version of the set of
     this name was canonicalised one-to-one (no two nets with the same canonical
     form), only the difference is parsed: adding a net to a million-net set
     under attack costs a few set operations (~0.2 s), not a million parses (~3.5 s)."""
-    raw = frozenset(nets)
+    raw, unhashable = _raw_set(nets)
     canonical: frozenset[str]
+    bad: frozenset[Any]
     previous = memo.recall("gns-raw", name)
-    if previous is not None and len(previous[0]) == len(previous[1]):
-        old_raw, old_canonical = previous
-        removed = frozenset(map(_canonical, old_raw - raw))
-        added = frozenset(map(_canonical, raw - old_raw))
+    if previous is not None and len(previous[0]) - len(previous[2]) == len(previous[1]):
+        old_raw, old_canonical, old_bad = previous
+        removed, _ = _split(old_raw - raw - old_bad)
+        added, added_bad = _split(raw - old_raw)
         canonical = (old_canonical - removed) | added
+        bad = (old_bad & raw) | added_bad
     else:
-        canonical = frozenset(map(_canonical, raw))
-    memo.keep("gns-raw", name, (raw, canonical))
-    return canonical
+        canonical, bad = _split(raw)
+    memo.keep("gns-raw", name, (raw, canonical, bad))
+    return canonical, (*bad, *unhashable)
 
 
 def _union(parts: list[frozenset[str]]) -> frozenset[str]:
@@ -173,14 +228,29 @@ class _Translator:
         self.warnings = warnings
         self.memo = memo
         self.sets: dict[str, CidrSet] = {}
+        self._reported: set[tuple[str, str]] = set()
+
+    def _report(self, kind: str, name: str, field: str, bad: Sequence[object]) -> None:
+        if bad and (kind, name) not in self._reported:
+            self._reported.add((kind, name))
+            self.warnings.append(bad_values_warning(f"{kind} {name}", field, bad))
 
     def _members(self, resource: models.GlobalNetworkSet | models.HostEndpoint) -> frozenset[str]:
+        name = resource.metadata.name
         if isinstance(resource, models.GlobalNetworkSet):
             nets = resource.spec.nets or ()
-            name = resource.metadata.name
-            return self.memo.get("gns-members", (resource,), lambda: _canonical_nets(self.memo, name, nets))
+            members, bad = self.memo.get("gns-members", (resource,), lambda: _canonical_nets(self.memo, name, nets))
+            self._report("GlobalNetworkSet", name, "nets", bad)
+            return members
         ips = resource.spec.expectedIPs or ()
-        return self.memo.get("hep-members", (resource,), lambda: frozenset(c for c in map(_host_cidr, ips) if c))
+
+        def hep() -> tuple[frozenset[str], tuple[Any, ...]]:
+            cidrs = [(ip, _host_cidr(ip)) for ip in ips]
+            return frozenset(c for _, c in cidrs if c), tuple(ip for ip, c in cidrs if c is None)
+
+        members, bad = self.memo.get("hep-members", (resource,), hep)
+        self._report("HostEndpoint", name, "expectedIPs", bad)
+        return members
 
     def set_for(self, text: str) -> str:
         selector = _selector(text)
@@ -212,16 +282,35 @@ class _Translator:
                 return None
         return tuple(out)
 
-    def entity(self, entity: models.EntityRule | None) -> EntityMatch | None:
+    def nets(self, values: Sequence[Any] | None, policy: str, field: str, negated: bool) -> tuple[str, ...] | None:
+        """A rule's literal nets (or notNets), canonical; values that are not
+        CIDRs are dropped and reported (each matches no address). None when
+        every ``nets`` value was bad: the rule then matches nothing (an empty
+        ``nets`` would match every source)."""
+        parsed = [(v, _try_canonical(v)) for v in values or ()]
+        bad = [v for v, c in parsed if c is None]
+        good = tuple(c for _, c in parsed if c is not None)
+        matches_nothing = bool(bad) and not good and not negated
+        if bad:
+            what = "the rule matches nothing and is ignored" if matches_nothing else "entry dropped"
+            self.warnings.append(bad_values_warning(f"GlobalNetworkPolicy {policy}", field, bad, what))
+        return None if matches_nothing else good
+
+    def entity(self, entity: models.EntityRule | None, policy: str = "", where: str = "") -> EntityMatch | str:
+        """The match, or why the rule cannot be translated (it is then ignored)."""
         if entity is None:
             return EntityMatch()
         ports = self.ports(entity.ports)
         not_ports = self.ports(entity.notPorts)
         if ports is None or not_ports is None:
-            return None
+            return "named ports are not supported; the rule is ignored"
+        nets = self.nets(entity.nets, policy, f"{where}.nets", negated=False)
+        if nets is None:
+            return ""  # already reported
+        not_nets = self.nets(entity.notNets, policy, f"{where}.notNets", negated=True)
         return EntityMatch(
-            nets=tuple(_canonical(n) for n in entity.nets or ()),
-            not_nets=tuple(_canonical(n) for n in entity.notNets or ()),
+            nets=nets,
+            not_nets=not_nets or (),
             sets=(self.set_for(entity.selector),) if entity.selector else (),
             not_sets=(self.set_for(entity.notSelector),) if entity.notSelector else (),
             ports=ports,
@@ -229,12 +318,12 @@ class _Translator:
         )
 
     def rule(self, policy: str, where: str, rule: models.Rule) -> Rule | None:
-        source = self.entity(rule.source)
-        destination = self.entity(rule.destination)
-        if source is None or destination is None:
-            self.warnings.append(
-                f"GlobalNetworkPolicy {policy}: {where}: named ports are not supported; the rule is ignored"
-            )
+        source = self.entity(rule.source, policy, f"{where}.source")
+        destination = self.entity(rule.destination, policy, f"{where}.destination")
+        if isinstance(source, str) or isinstance(destination, str):
+            reason = next((r for r in (source, destination) if isinstance(r, str) and r), "")
+            if reason:
+                self.warnings.append(f"GlobalNetworkPolicy {policy}: {where}: {reason}")
             return None
         return Rule(
             action=Action(rule.action),
@@ -277,7 +366,11 @@ def _failsafe(ports: tuple[Any, ...], warnings: list[str], which: str) -> tuple[
         if number is None:
             warnings.append(f"FelixConfiguration: {which}: unknown protocol {entry.protocol!r}; entry ignored")
             continue
-        out.append(FailsafePort(number, entry.port, _canonical(entry.net) if entry.net else None))
+        net = _try_canonical(entry.net) if entry.net else None
+        if entry.net and net is None:  # matches no source: the entry is exact without it
+            warnings.append(bad_values_warning("FelixConfiguration", f"{which}.net", [entry.net]))
+            continue
+        out.append(FailsafePort(number, entry.port, net))
     return tuple(out)
 
 

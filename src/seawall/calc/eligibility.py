@@ -54,14 +54,23 @@ class Network:
 
 _V4_BITS = 32
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-_FAST_V4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}(?:/(?:3[0-2]|[12]?\d))?").fullmatch
+_FAST_V4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}(?:/(?:3[0-2]|[12]?\d))?", re.ASCII).fullmatch
 _ORDER = attrgetter("version", "start", "end")
+
+
+_STRICT = re.compile(r"[0-9A-Fa-f:.]+(?:/[0-9]{1,3})?").fullmatch
 
 
 def parse_cidr(text: str) -> Network:
     """CIDR or bare address string -> Network (canonical, host bits masked);
-    plain IPv4 goes through one precompiled regex, not ``ipaddress`` (fast path)."""
-    if _FAST_V4(text):
+    plain IPv4 goes through one precompiled regex, not ``ipaddress`` (fast path).
+    Strict: ASCII digits only, no IPv6 zone (``%eth0``), prefix in range, a
+    ``str``; anything else raises ``ValueError`` (values the API validation
+    let through, or that another tool wrote into the datastore)."""
+    if not isinstance(text, str):
+        raise ValueError(f"not a CIDR string: {type(text).__name__}")
+    ascii_only = text.isascii()
+    if ascii_only and _FAST_V4(text):
         address, _, prefix = text.partition("/")
         a, b, c, d = address.split(".")
         value = (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)
@@ -70,6 +79,8 @@ def parse_cidr(text: str) -> Network:
         start = value & ~host & 0xFFFFFFFF
         if start == value and prefix:
             return Network(4, start, start | host, text)
+    if not ascii_only or not _STRICT(text):
+        raise ValueError(f"{text!r} is not a CIDR (ASCII digits, no zone)")
     net = ipaddress.ip_network(text, strict=False)
     return Network(net.version, int(net.network_address), int(net.broadcast_address), str(net))
 

@@ -18,6 +18,7 @@ import click
 
 from seawall import __version__
 from seawall.api import (
+    KINDS,
     DocumentError,
     FieldError,
     KindInfo,
@@ -89,6 +90,18 @@ def _load(files: tuple[str, ...], recursive: bool, verb: str) -> list[ParsedReso
     return items
 
 
+def _warn_unselected(items: Sequence[ParsedResource], stored: dict[str, dict[str, Any]], where: str) -> None:
+    for item in operations.unselected_sets(items, stored):
+        labels = item.resource.metadata.labels or {}
+        shown = ", ".join(f"{k}={v}" for k, v in labels.items()) or "no labels"
+        click.echo(
+            f"warning: {item.source}: document {item.index}: {item.key[0]}({item.key[1]}): "
+            f"no GlobalNetworkPolicy rule in {where} selects this set ({shown}); "
+            "it blocks nothing (a label typo?)",
+            err=True,
+        )
+
+
 def _summary(verb: str, keys: Sequence[tuple[str, str]]) -> str:
     kinds = {kind for kind, _ in keys}
     if len(kinds) == 1:
@@ -121,7 +134,8 @@ _ETCD_KEYWORDS = {
     "etcd_cert_file": "cert_file",
     "etcd_key_file": "key_file",
     "etcd_username": "username",
-    "etcd_password": "password",
+    "etcd_password": "argv_password",
+    "etcd_password_file": "password_file",
 }
 
 
@@ -159,7 +173,10 @@ _GLOBAL_OPTIONS: tuple[Callable[[], click.Option], ...] = (
     _global_option("--etcd-cert-file", metavar="PATH", help="Client certificate for etcd TLS; env ETCD_CERT_FILE."),
     _global_option("--etcd-key-file", metavar="PATH", help="Client key for etcd TLS; env ETCD_KEY_FILE."),
     _global_option("--etcd-username", metavar="NAME", help="etcd user; env ETCD_USERNAME."),
-    _global_option("--etcd-password", metavar="PASSWORD", help="etcd password; env ETCD_PASSWORD."),
+    _global_option("--etcd-password", metavar="PASSWORD",
+                   help="etcd password (visible in the process list: prefer --etcd-password-file); env ETCD_PASSWORD."),
+    _global_option("--etcd-password-file", metavar="PATH",
+                   help="Read the etcd password from this file (first line); safer than --etcd-password."),
 )
 
 
@@ -204,6 +221,12 @@ def _write(ctx: click.Context, mode: Mode, files: tuple[str, ...], recursive: bo
         raise CliError(f"{verb}: no input given; use -f FILE|DIR|-")
     items = _load(files, recursive, verb)
     with _store(ctx) as store:
+        if mode in (Mode.APPLY, Mode.CREATE, Mode.REPLACE) and any(item.key[0] == "GlobalNetworkSet" for item in items):
+            try:
+                stored = {kv.name: kv.value for kv in store.list("GlobalNetworkPolicy").items}
+            except DatastoreError:  # e.g. no datastore yet: nothing stored; a real fault shows on the write
+                stored = {}
+            _warn_unselected(items, stored, "the input or the datastore")
         current = operations.read_current(store, [item.key for item in items])
         try:
             planned = operations.plan(mode, items, current, skip=skip)
@@ -298,7 +321,8 @@ def get(ctx: click.Context, kind: str | None, names: tuple[str, ...], files: tup
         info = _kind(kind)
         wanted = [(info.kind, name) for name in names] if names else [(info.kind, "")]
     else:
-        raise CliError("get: give KIND [NAME...] or -f FILE")
+        _list_kinds()
+        return
     with _store(ctx) as store:
         by_kind: dict[str, list[dict[str, Any]]] = {}
         listed: set[str] = set()
@@ -322,6 +346,18 @@ def get(ctx: click.Context, kind: str | None, names: tuple[str, ...], files: tup
             click.echo(render(kind_name, docs, fmt, revision=revision, single=single), nl=False)
     if missing:
         raise CliError("\n".join(missing))
+
+
+def _list_kinds() -> None:
+    """``seawall get`` without a kind: the kinds it knows and their short names."""
+    from seawall.api.kinds import short_aliases
+
+    rows = [(info.kind, ", ".join(short_aliases(info))) for info in KINDS.values()]
+    width = max(len("KIND"), *(len(kind) for kind, _ in rows))
+    click.echo(f"{'KIND':<{width}}   SHORT NAMES")
+    for kind, aliases in rows:
+        click.echo(f"{kind:<{width}}   {aliases}")
+    click.echo("usage: seawall get KIND [NAME...] | -f FILE", err=True)
 
 
 def _read_one(store: Datastore, info: KindInfo, name: str) -> tuple[Any, int]:
@@ -363,11 +399,28 @@ def patch(ctx: click.Context, kind: str, name: str, patch_text: str) -> None:
         raise CliError(f"patch: -p is not valid JSON: {exc}") from None
     if not isinstance(patch_doc, dict):
         raise CliError("patch: -p must be a JSON object")
+    wanted = _patch_resource_version(patch_doc)
     with _store(ctx) as store:
         old, revision = _read_one(store, info, name)
+        if wanted is not None and wanted != str(revision):
+            raise CliError(
+                f"patch: conflict: {info.kind}({name}) is at resourceVersion {revision}, the patch expects "
+                f"{wanted}; nothing was written (get it again and retry)"
+            )
         item = _validate_edited(info, name, merge_patch(old, patch_doc), "patch")
         _update_in_place(store, item, old, revision)
     click.echo(f"Successfully patched 1 '{info.kind}' resource")
+
+
+def _patch_resource_version(patch_doc: dict[str, Any]) -> str | None:
+    """The ``metadata.resourceVersion`` a patch expects the resource to be at, if any."""
+    metadata = patch_doc.get("metadata")
+    if not isinstance(metadata, dict) or metadata.get("resourceVersion") in (None, ""):
+        return None
+    wanted = str(metadata["resourceVersion"])
+    if not wanted.isdigit():
+        raise CliError("patch: metadata.resourceVersion must be a revision number as returned by 'seawall get'")
+    return str(int(wanted))
 
 
 def merge_patch(target: Any, patch_doc: Any) -> Any:
@@ -426,6 +479,8 @@ def validate(files: tuple[str, ...], recursive: bool) -> None:
     if not files:
         raise CliError("validate: no input given; use -f FILE|DIR|-")
     items = _load(files, recursive, "validate")
+    if any(item.key[0] == "GlobalNetworkPolicy" for item in items):  # offline: only the input's policies are known
+        _warn_unselected(items, {}, "the input")
     click.echo(_summary("validated", [item.key for item in items]))
 
 
@@ -512,10 +567,14 @@ def _read_status(run_dir: str) -> tuple[dict[str, Any], float] | None:
 
     path = Path(run_dir) / "status.json"
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
         age = max(0.0, time.time() - path.stat().st_mtime)
     except FileNotFoundError:
         return None
+    except UnicodeDecodeError:
+        raise CliError(f"{path} is not valid JSON: not UTF-8 text") from None
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -564,15 +623,23 @@ def status(run_dir: str, bpffs: str | None, fmt: str) -> None:
         raise CliError(f"no agent status at {run_dir}/status.json "
                        f"(is `seawall agent` running with --run-dir {run_dir}?)")
     data, age = found
+    from seawall.cli.status_view import MalformedStatus, build, check_shape
+
+    try:
+        check_shape(data)
+    except MalformedStatus as exc:
+        raise CliError(f"{run_dir}/status.json is malformed: {exc}") from None
     problems = _live_counters(data, bpffs) if bpffs else []
     for problem in problems:
         click.echo(f"warning: {problem}", err=True)
     if fmt == "json":
         click.echo(json.dumps(data, indent=2))
         return
-    from seawall.cli.status_view import build
-
-    _console().print(build(data, age_s=age))
+    try:
+        view = build(data, age_s=age)
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise CliError(f"{run_dir}/status.json is malformed: cannot show it ({type(exc).__name__}: {exc})") from None
+    _console().print(view)
 
 
 def _interfaces_from(specs: tuple[str, ...]) -> Any:

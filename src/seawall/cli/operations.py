@@ -126,3 +126,47 @@ def with_resource_version(kv: KeyValue) -> dict[str, Any]:
     """A stored value as ``get`` shows it: resourceVersion = the key's mod revision."""
     metadata = {**kv.value.get("metadata", {}), "resourceVersion": str(kv.mod_revision)}
     return {**kv.value, "metadata": metadata}
+
+
+def rule_selectors(policy: dict[str, Any]) -> list[str]:
+    """The selectors of a stored/serialised GlobalNetworkPolicy's rules (source and
+    destination ``selector``), which is how a policy uses a GlobalNetworkSet."""
+    spec = policy.get("spec") if isinstance(policy, dict) else None
+    out: list[str] = []
+    if not isinstance(spec, dict):
+        return out
+    for direction in ("ingress", "egress"):
+        rules = spec.get(direction)
+        for rule in rules if isinstance(rules, list) else ():
+            for side in ("source", "destination"):
+                entity = rule.get(side) if isinstance(rule, dict) else None
+                text = entity.get("selector") if isinstance(entity, dict) else None
+                if isinstance(text, str) and text:
+                    out.append(text)
+    return out
+
+
+def unselected_sets(items: Sequence[ParsedResource], stored_policies: dict[str, dict[str, Any]]) -> list[ParsedResource]:
+    """The GlobalNetworkSets of the input that no rule selector of any
+    GlobalNetworkPolicy (the input's, else the stored one of that name) selects."""
+    from seawall.selector import SelectorSyntaxError, parse
+
+    policies = dict(stored_policies)
+    for item in items:
+        if item.key[0] == "GlobalNetworkPolicy":
+            policies[item.key[1]] = to_document(item.resource)
+    selectors = []
+    for policy in policies.values():
+        for text in rule_selectors(policy):
+            try:
+                selectors.append(parse(text))
+            except SelectorSyntaxError:
+                continue
+    out = []
+    for item in items:
+        if item.key[0] != "GlobalNetworkSet":
+            continue
+        labels = dict(item.resource.metadata.labels or {})
+        if not any(selector.evaluate(labels) for selector in selectors):
+            out.append(item)
+    return out

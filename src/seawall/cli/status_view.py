@@ -218,6 +218,34 @@ def build(data: Mapping[str, Any], *, age_s: float | None = None) -> RenderableT
     return Group(*parts)
 
 
+class MalformedStatus(ValueError):
+    """The status object does not have the shape an agent writes."""
+
+
+_LIST_TOP = ("interfaces", "notEnforced", "warnings", "invalid")
+_LIST_INTERFACE = ("policies", "rules", "errors")
+_MAPPING_INTERFACE = ("xdpEntries", "raw", "counters")
+
+
+def check_shape(data: Any) -> None:
+    """Raise MalformedStatus naming the first field of the wrong type (unknown
+    fields are fine; only the fields this view walks into are checked)."""
+    if not isinstance(data, Mapping):
+        raise MalformedStatus("not a JSON object")
+    for field in _LIST_TOP:
+        if data.get(field) is not None and not isinstance(data[field], list):
+            raise MalformedStatus(f"{field} must be a list, not {type(data[field]).__name__}")
+    for index, entry in enumerate(data.get("interfaces") or ()):
+        if not isinstance(entry, Mapping):
+            raise MalformedStatus(f"interfaces[{index}] must be an object, not {type(entry).__name__}")
+        for field in _LIST_INTERFACE:
+            if entry.get(field) is not None and not isinstance(entry[field], list):
+                raise MalformedStatus(f"interfaces[{index}].{field} must be a list, not {type(entry[field]).__name__}")
+        for field in _MAPPING_INTERFACE:
+            if entry.get(field) is not None and not isinstance(entry[field], Mapping):
+                raise MalformedStatus(f"interfaces[{index}].{field} must be an object, not {type(entry[field]).__name__}")
+
+
 def to_text(renderable: RenderableType, *, width: int = 160) -> str:
     """Plain text (no colour codes) of a renderable, for tests and pipes."""
     buffer = StringIO()
@@ -229,4 +257,4 @@ def render_status(data: Mapping[str, Any], *, age_s: float | None = None, width:
     return to_text(build(data, age_s=age_s), width=width)
 
 
-__all__ = ["build", "fmt_value", "render_status", "to_text"]
+__all__ = ["MalformedStatus", "build", "check_shape", "fmt_value", "render_status", "to_text"]

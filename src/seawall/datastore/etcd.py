@@ -82,6 +82,7 @@ from seawall.datastore.interface import (
     Update,
     WatchEvent,
 )
+from seawall.datastore.url import redact_url
 
 __all__ = ["DEFAULT_PREFIX", "EtcdDatastore", "normalise_endpoints"]
 
@@ -125,7 +126,7 @@ def normalise_endpoints(endpoints: Sequence[str] | str) -> tuple[list[str], bool
             ep = ep[7:]
         ep = ep.rstrip("/")
         if "/" in ep or not ep:
-            raise ValueError(f"bad etcd endpoint {raw!r}: expected host:port or http(s)://host:port")
+            raise ValueError(redact_url(f"bad etcd endpoint {raw!r}: expected host:port or http(s)://host:port"))
         host, port = _split_host_port(ep)
         result.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
     if not result:
@@ -143,7 +144,7 @@ def _split_host_port(ep: str) -> tuple[str, int]:
             host, port_text = ep, ""
     port = int(port_text) if port_text else 2379
     if not host or not 0 < port < 65536:
-        raise ValueError(f"bad etcd endpoint {ep!r}")
+        raise ValueError(redact_url(f"bad etcd endpoint {ep!r}"))
     return host, port
 
 
@@ -162,7 +163,7 @@ def _grpc_target(endpoints: list[str]) -> tuple[str, str | None]:
             names.append(host)
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
             if not infos:
-                raise DatastoreUnavailable(f"cannot resolve etcd endpoint {ep!r}") from None
+                raise DatastoreUnavailable(redact_url(f"cannot resolve etcd endpoint {ep!r}")) from None
             ip = ipaddress.ip_address(infos[0][4][0])
         addrs.append((ip.version, f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"))
     versions = {v for v, _ in addrs}

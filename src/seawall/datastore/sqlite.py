@@ -39,8 +39,10 @@ import contextlib
 import json
 import os
 import sqlite3
+import stat
 import threading
-from collections.abc import Iterator, Sequence
+import urllib.parse
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,12 +98,80 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('history_size', 0);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', 1);
 """
 
-_BUSY_TIMEOUT_S = 30.0
+_BUSY_TIMEOUT_S = 1.0  # a busy store is reported within about a second
 _WAL_SIZE_LIMIT = 64 * 1024 * 1024  # truncate the -wal file back to this after checkpoints
 _MAX_IDLE_CONNECTIONS = 4
 _WATCH_BATCH_ROWS = 256
 _WATCH_BATCH_BYTES = 32 * 1024 * 1024  # stop a batch early once its values exceed this
 _SEQ_DONE = 1 << 62  # "every seq of this revision has been seen"
+
+
+class _Missing(DatastoreUnavailable):
+    """There is no datastore (file or schema) at the path yet."""
+
+
+def _owner(uid: int) -> str:
+    try:
+        import pwd
+
+        return f"uid {uid} ({pwd.getpwuid(uid).pw_name})"
+    except (ImportError, KeyError):
+        return f"uid {uid}"
+
+
+def _check_owner(path: Path, st: os.stat_result, what: str) -> None:
+    me = os.geteuid()
+    if st.st_uid not in (me, 0):
+        raise DatastoreUnavailable(
+            f"refusing SQLite datastore: {what} {path} is owned by {_owner(st.st_uid)}, not by you "
+            f"({_owner(me)}) or root; fix with: chown {me} {path}"
+        )
+
+
+def check_dir_safety(directory: Path) -> None:
+    """Refuse a directory owned by another user, or writable by group/others
+    (unless sticky, as /tmp)."""
+    st = os.stat(directory)
+    _check_owner(directory, st, "directory")
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o022 and not mode & stat.S_ISVTX:
+        raise DatastoreUnavailable(
+            f"refusing SQLite datastore: directory {directory} is writable by group/others "
+            f"(mode {mode:04o}, owner {_owner(st.st_uid)}); fix with: chmod go-w {directory}"
+        )
+
+
+def check_file_safety(path: Path) -> bool:
+    """As ssh checks its files: False when ``path`` does not exist; raise
+    DatastoreUnavailable when it (or its -wal/-shm) is a symlink, not a regular
+    file, owned by another user, or writable by group/others, or when its
+    directory is unsafe. Never changes anything."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    check_dir_safety(path.parent)
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if file != path:
+            try:
+                st = os.lstat(file)
+            except FileNotFoundError:
+                continue
+        if stat.S_ISLNK(st.st_mode):
+            raise DatastoreUnavailable(
+                f"refusing SQLite datastore: {file} is a symbolic link (to {os.readlink(file)}); "
+                "Seawall does not follow symlinks for its database: name the real file"
+            )
+        if not stat.S_ISREG(st.st_mode):
+            raise DatastoreUnavailable(f"refusing SQLite datastore: {file} is not a regular file")
+        _check_owner(file, st, "file")
+        mode = stat.S_IMODE(st.st_mode)
+        if mode & 0o022:
+            raise DatastoreUnavailable(
+                f"refusing SQLite datastore: {file} is writable by group/others "
+                f"(mode {mode:04o}, owner {_owner(st.st_uid)}); fix with: chmod go-w {file}"
+            )
+    return True
 
 
 def _dumps(value: dict[str, Any]) -> str:
@@ -124,79 +194,158 @@ class SqliteDatastore(Datastore):
         history_retention: int = 10_000,
         history_max_bytes: int = 256 * 1024 * 1024,
         poll_interval: float = 0.002,
+        create: bool | None = True,
+        busy_timeout: float = _BUSY_TIMEOUT_S,
+        on_create: Callable[[Path], None] | None = None,
     ) -> None:
+        """``create``: True = create file and schema now if missing; None = only
+        on the first write (reads of a missing store raise DatastoreUnavailable
+        "no datastore at PATH"); False = never (read-only use). ``on_create`` is
+        called with the path after this object created a new database file."""
         if history_retention < 1:
             raise ValueError("history_retention must be >= 1")
         if poll_interval <= 0:
             raise ValueError("poll_interval must be > 0")
+        if busy_timeout <= 0:
+            raise ValueError("busy_timeout must be > 0")
         self.path = Path(path).absolute()  # watch connections must not follow a chdir
         self.history_retention = history_retention
         self.history_max_bytes = history_max_bytes
         self.poll_interval = poll_interval
+        self.busy_timeout = busy_timeout
+        self._create = create
+        self._on_create = on_create
         self._lock = threading.Lock()
+        self._ready_lock = threading.Lock()
+        self._ready = False
         self._idle: list[sqlite3.Connection] = []
         self._closed = threading.Event()
         try:
-            self._initialise()
+            self._ensure_ready(write=bool(create))
+        except DatastoreUnavailable as exc:
+            if create is None and isinstance(exc, _Missing):
+                return  # created by the first write
+            raise
         except (OSError, sqlite3.Error) as exc:
-            raise DatastoreUnavailable(
-                f"cannot open SQLite datastore {str(self.path)!r}: {exc}"
-            ) from exc
+            raise self._wrap(exc, "cannot open") from exc
 
     # ----------------------------------------------------------- connections
 
-    def _initialise(self) -> None:
-        """Create directory, file and schema with owner-only permissions."""
-        parent = self.path.parent
-        # umask is process-wide, so it is narrowed only for these few calls; it
-        # also covers the -wal/-shm files SQLite creates while switching to WAL.
-        old_umask = os.umask(0o077)
-        try:
-            if not parent.exists():
-                parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            os.close(fd)
-            # SQLite creates -wal/-shm with the db file's mode, so fix that first.
-            for file in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
-                if file.exists() and file.stat().st_mode & 0o077:
-                    os.chmod(file, 0o600)
+    def _wrap(self, exc: BaseException, what: str = "") -> DatastoreUnavailable:
+        """A DatastoreUnavailable naming the file for an sqlite3/OS error."""
+        where = f"SQLite datastore {self.path}"
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc).lower():
+            return DatastoreUnavailable(
+                f"{where} is busy: another process holds its lock "
+                f"(gave up after {self.busy_timeout:g} s); try again"
+            )
+        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+            return DatastoreUnavailable(f"{where} is damaged or not a Seawall database: {exc}")
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return DatastoreUnavailable(f"{what + ' ' if what else ''}{where}: {detail}")
+
+    def _ensure_ready(self, *, write: bool) -> None:
+        """Check the file is safe and has the schema; with ``write``, create the
+        file/schema when missing (the only time the write lock is taken here)."""
+        if self._ready:
+            return
+        with self._ready_lock:
+            if self._ready:
+                return
+            created = False
+            if not check_file_safety(self.path):
+                if not write:
+                    raise _Missing(f"no datastore at {self.path} (nothing has been written yet)")
+                created = self._create_file()
             conn = self._connect()
             try:
-                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-                if str(mode).lower() != "wal":
-                    raise DatastoreUnavailable(f"cannot switch {str(self.path)!r} to WAL ({mode})")
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    for statement in _SCHEMA.split(";"):
-                        if statement.strip():
-                            conn.execute(statement)
-                    version = self._meta(conn, "schema_version")
-                    if version != SCHEMA_VERSION:
-                        raise DatastoreUnavailable(
-                            f"{str(self.path)!r} has schema version {version}, "
-                            f"this version reads {SCHEMA_VERSION}"
-                        )
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
+                if not self._has_schema(conn):
+                    if not write:
+                        raise _Missing(f"no datastore at {self.path} (the file has no Seawall schema)")
+                    self._set_up_schema(conn)
             except BaseException:
                 conn.close()
                 raise
             self._release(conn)
+            self._ready = True
+        if created and self._on_create is not None:
+            self._on_create(self.path)
+
+    def _create_file(self) -> bool:
+        """Create directory and file owner-only, never following a symlink. False
+        when another process created the file first."""
+        parent = self.path.parent
+        old_umask = os.umask(0o077)
+        try:
+            if not parent.exists():
+                parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            check_dir_safety(parent)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            except FileExistsError:
+                check_file_safety(self.path)
+                return False
+            os.close(fd)
+            return True
         finally:
             os.umask(old_umask)
 
+    def _has_schema(self, conn: sqlite3.Connection) -> bool:
+        """Read-only check (no write lock); raises on a foreign schema version."""
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return False
+            raise
+        if row is None:
+            return False
+        if int(row[0]) != SCHEMA_VERSION:
+            raise DatastoreUnavailable(
+                f"{str(self.path)!r} has schema version {row[0]}, this version reads {SCHEMA_VERSION}"
+            )
+        return True
+
+    def _set_up_schema(self, conn: sqlite3.Connection) -> None:
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise DatastoreUnavailable(f"cannot switch {str(self.path)!r} to WAL ({mode})")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            version = self._meta(conn, "schema_version")
+            if version != SCHEMA_VERSION:
+                raise DatastoreUnavailable(
+                    f"{str(self.path)!r} has schema version {version}, "
+                    f"this version reads {SCHEMA_VERSION}"
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
     def _connect(self) -> sqlite3.Connection:
+        # mode=rw: SQLite never creates the file (only _create_file does), and the
+        # path is re-checked first, so a symlink swapped in later is refused too.
         # isolation_level=None: no implicit transactions, we BEGIN/COMMIT ourselves.
         # check_same_thread=False: pooled and watch connections may move between
         # threads, but are never used by two threads at once.
+        if not check_file_safety(self.path):
+            raise _Missing(f"no datastore at {self.path}")
+        uri = "file:" + urllib.parse.quote(str(self.path)) + "?mode=rw"
         conn = sqlite3.connect(
-            self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            uri, uri=True, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
         )
-        conn.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_S * 1000)}")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute(f"PRAGMA journal_size_limit={_WAL_SIZE_LIMIT}")
+        try:
+            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA journal_size_limit={_WAL_SIZE_LIMIT}")
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _release(self, conn: sqlite3.Connection) -> None:
@@ -209,7 +358,13 @@ class SqliteDatastore(Datastore):
         conn.close()
 
     @contextlib.contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
+    def _connection(self, *, write: bool = False) -> Iterator[sqlite3.Connection]:
+        if self._closed.is_set():
+            raise DatastoreUnavailable(f"SQLite datastore {str(self.path)!r} is closed")
+        try:
+            self._ensure_ready(write=write and self._create is not False)
+        except (OSError, sqlite3.Error) as exc:
+            raise self._wrap(exc) from exc
         with self._lock:
             if self._closed.is_set():
                 raise DatastoreUnavailable(f"SQLite datastore {str(self.path)!r} is closed")
@@ -218,8 +373,8 @@ class SqliteDatastore(Datastore):
             if conn is None:
                 conn = self._connect()
             yield conn
-        except sqlite3.OperationalError as exc:  # e.g. still locked after busy_timeout, disk full
-            raise DatastoreUnavailable(f"SQLite datastore {str(self.path)!r}: {exc}") from exc
+        except (OSError, sqlite3.Error) as exc:  # locked after busy_timeout, disk full, malformed
+            raise self._wrap(exc) from exc
         finally:
             if conn is not None:
                 self._release(conn)
@@ -300,7 +455,7 @@ class SqliteDatastore(Datastore):
             seen.add(key)
         # Serialise before taking the write lock: it is the slow part for big values.
         texts = [None if isinstance(op, Delete) else _dumps(op.value) for op in ops]
-        with self._connection() as conn:
+        with self._connection(write=True) as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 revision = self._meta(conn, "revision") + 1
@@ -410,7 +565,7 @@ class SqliteDatastore(Datastore):
         revision then raises RevisionCompacted. Compacting to or below what is
         already compacted is a no-op; beyond the current revision is ValueError
         (as etcd's "future revision")."""
-        with self._connection() as conn:
+        with self._connection(write=True) as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 current = self._meta(conn, "revision")
@@ -450,9 +605,24 @@ class SqliteDatastore(Datastore):
     ) -> Iterator[WatchEvent]:
         waiter = stop if stop is not None else self._closed
         try:
+            self._ensure_ready(write=False)
             conn = self._connect()
-        except sqlite3.Error as exc:
-            raise DatastoreUnavailable(f"SQLite datastore {str(self.path)!r}: {exc}") from exc
+        except (OSError, sqlite3.Error) as exc:
+            raise self._wrap(exc) from exc
+        try:
+            yield from self._watch_on(conn, waiter, start_revision, kinds)
+        except (OSError, sqlite3.Error) as exc:
+            raise self._wrap(exc) from exc
+        finally:
+            conn.close()
+
+    def _watch_on(
+        self,
+        conn: sqlite3.Connection,
+        waiter: threading.Event,
+        start_revision: int,
+        kinds: builtins.list[str] | None,
+    ) -> Iterator[WatchEvent]:
         kind_filter = ""
         if kinds is not None:
             kind_filter = f" AND kind IN ({','.join('?' * len(kinds))})"
@@ -463,36 +633,33 @@ class SqliteDatastore(Datastore):
         )
         # Position: every event up to (after_rev, after_seq) has been handled.
         after_rev, after_seq = start_revision - 1, _SEQ_DONE
-        try:
-            data_version: int | None = None
-            while not (waiter.is_set() or self._closed.is_set()):
-                version = conn.execute("PRAGMA data_version").fetchone()[0]
-                if version == data_version:
-                    waiter.wait(self.poll_interval)
-                    continue
-                data_version = version  # read before the batch: a later commit changes it
-                batch, caught_up, head, compacted = self._watch_batch(
-                    conn, query, after_rev, after_seq, kinds or []
+        data_version: int | None = None
+        while not (waiter.is_set() or self._closed.is_set()):
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            if version == data_version:
+                waiter.wait(self.poll_interval)
+                continue
+            data_version = version  # read before the batch: a later commit changes it
+            batch, caught_up, head, compacted = self._watch_batch(
+                conn, query, after_rev, after_seq, kinds or []
+            )
+            needed = after_rev + 1 if after_seq == _SEQ_DONE else after_rev
+            if needed <= compacted:
+                raise RevisionCompacted(needed, compacted)
+            for revision, seq, type_, kind, name, value, prev_value in batch:
+                if waiter.is_set() or self._closed.is_set():
+                    return
+                after_rev, after_seq = revision, seq
+                yield WatchEvent(
+                    EventType(type_), kind, name, revision, _loads(value), _loads(prev_value)
                 )
-                needed = after_rev + 1 if after_seq == _SEQ_DONE else after_rev
-                if needed <= compacted:
-                    raise RevisionCompacted(needed, compacted)
-                for revision, seq, type_, kind, name, value, prev_value in batch:
-                    if waiter.is_set() or self._closed.is_set():
-                        return
-                    after_rev, after_seq = revision, seq
-                    yield WatchEvent(
-                        EventType(type_), kind, name, revision, _loads(value), _loads(prev_value)
-                    )
-                if caught_up:
-                    # Nothing else up to head matches: skip past it so that a kinds
-                    # filter does not leave the position behind compaction.
-                    if head >= after_rev:
-                        after_rev, after_seq = head, _SEQ_DONE
-                else:
-                    data_version = None  # more rows are waiting: fetch again at once
-        finally:
-            conn.close()
+            if caught_up:
+                # Nothing else up to head matches: skip past it so that a kinds
+                # filter does not leave the position behind compaction.
+                if head >= after_rev:
+                    after_rev, after_seq = head, _SEQ_DONE
+            else:
+                data_version = None  # more rows are waiting: fetch again at once
 
     @staticmethod
     def _watch_batch(

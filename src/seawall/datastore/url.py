@@ -22,6 +22,10 @@ etcd endpoint in the environment selects etcd); the SQLite default.
 from __future__ import annotations
 
 import os
+import re
+import sys
+import urllib.parse
+from pathlib import Path
 from typing import Any
 
 from seawall.datastore.interface import Datastore, DatastoreUnavailable
@@ -33,6 +37,7 @@ __all__ = [
     "ETCD_ENV",
     "etcd_settings",
     "open_datastore",
+    "redact_url",
     "resolve_datastore_url",
 ]
 
@@ -85,31 +90,92 @@ def etcd_settings(url_hosts: str = "", **options: str | None) -> dict[str, str |
     return settings
 
 
+_USERINFO = re.compile(r"(?P<lead>(?:^|[/,@]|://))(?P<user>[^:/@,\s]*):(?P<secret>[^@/,\s]*)@")
+
+
+def redact_url(text: str) -> str:
+    """``text`` with every ``user:password@`` credential shown as ``user:***@``."""
+    return _USERINFO.sub(lambda m: f"{m['lead']}{m['user']}:***@", text)
+
+
+def _announce_created(path: Path) -> None:
+    if str(path) != DEFAULT_SQLITE_PATH:
+        print(f"created new datastore {path}", file=sys.stderr)
+
+
+def _read_password_file(path: str) -> str:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DatastoreUnavailable(f"cannot read etcd password file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise DatastoreUnavailable(f"etcd password file {path} is not UTF-8 text") from None
+    password = text.rstrip("\r\n")
+    if not password:
+        raise DatastoreUnavailable(f"etcd password file {path} is empty")
+    return password
+
+
 def open_datastore(url: str | None = None, **etcd_options: Any) -> Datastore:
     """Open the datastore a URL names (resolved as ``resolve_datastore_url``).
 
+    ``create=`` (SQLite): True (default) = create a missing file now; None = a
+    missing file is created by the first write and reads of it fail with "no
+    datastore at PATH" (what the CLI wants); False = never. A new file other than the default path is announced on stderr.
+
     ``etcd_options``: ``endpoints``, ``ca_cert_file``, ``cert_file``,
-    ``key_file``, ``username``, ``password`` (None = from the environment) and
-    any further ``EtcdDatastore`` keyword (``prefix``, ``timeout``, ...).
-    Raises DatastoreUnavailable for an unusable or unsupported URL."""
+    ``key_file``, ``username``, ``password`` (None = from the environment),
+    ``password_file`` (read the password from this file), ``argv_password``
+    (as ``password``, with a warning that it shows in the process list) and any further
+    ``EtcdDatastore`` keyword (``prefix``, ``timeout``, ...).
+    Raises DatastoreUnavailable for an unusable or unsupported URL; no message
+    shows a password given in the URL."""
+    if url is not None and not url.strip():
+        raise DatastoreUnavailable(f"the datastore URL is empty; expected {_ACCEPTED}")
+    create: bool | None = etcd_options.pop("create", True)
     settings_opts = {name: etcd_options.pop(name, None) for name in ETCD_ENV}
+    argv_password = etcd_options.pop("argv_password", None)
+    if argv_password:
+        print(
+            "warning: an etcd password given on the command line is visible to other users in the "
+            "process list; use --etcd-password-file or $ETCD_PASSWORD",
+            file=sys.stderr,
+        )
+        settings_opts["password"] = settings_opts["password"] or argv_password
+    password_file = etcd_options.pop("password_file", None)
+    if password_file:
+        if settings_opts["password"]:
+            raise DatastoreUnavailable("give the etcd password once: a password or a password file, not both")
+        settings_opts["password"] = _read_password_file(password_file)
     resolved = resolve_datastore_url(url, etcd_endpoints=settings_opts["endpoints"]).strip()
+    shown = redact_url(resolved)
     scheme, sep, rest = resolved.partition("://")
     scheme = scheme.lower()
     if sep and scheme == "sqlite":
         # "sqlite:///abs" leaves "/abs"; "sqlite://rel/path" leaves "rel/path".
         if not rest:
-            raise DatastoreUnavailable(f"datastore URL {resolved!r} has no path; expected {_ACCEPTED}")
-        return SqliteDatastore(rest)
+            raise DatastoreUnavailable(f"datastore URL {shown!r} has no path; expected {_ACCEPTED}")
+        return SqliteDatastore(rest, create=create, on_create=_announce_created)
     if sep and scheme in ("etcd", "etcds", "etcdv3"):
-        return _open_etcd(resolved, rest, tls=scheme == "etcds", options=settings_opts, extra=etcd_options)
-    raise DatastoreUnavailable(f"unsupported datastore URL {resolved!r}; expected {_ACCEPTED}")
+        try:
+            return _open_etcd(shown, rest, tls=scheme == "etcds", options=settings_opts, extra=etcd_options)
+        except DatastoreUnavailable as exc:
+            raise DatastoreUnavailable(redact_url(str(exc))) from None
+    raise DatastoreUnavailable(f"unsupported datastore URL {shown!r}; expected {_ACCEPTED}")
 
 
 def _open_etcd(
     resolved: str, rest: str, *, tls: bool, options: dict[str, Any], extra: dict[str, Any]
 ) -> Datastore:
     hosts = rest.strip().rstrip("/")
+    userinfo, at, host_part = hosts.rpartition("@")
+    if at:  # etcd://user:password@host:port
+        hosts = host_part
+        user, _, secret = userinfo.partition(":")
+        if not options.get("username"):
+            options["username"] = urllib.parse.unquote(user) or None
+        if secret and not options.get("password"):
+            options["password"] = urllib.parse.unquote(secret)
     if "/" in hosts or "?" in hosts:
         raise DatastoreUnavailable(
             f"datastore URL {resolved!r}: expected etcd://host:port[,host:port] (no path or query)"
@@ -136,4 +202,4 @@ def _open_etcd(
             **extra,
         )
     except ValueError as exc:
-        raise DatastoreUnavailable(f"datastore URL {resolved!r}: {exc}") from None
+        raise DatastoreUnavailable(redact_url(f"datastore URL {resolved!r}: {exc}")) from None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import ipaddress
+import logging
 import socket
 from collections.abc import Iterable, Mapping, Set as AbstractSet
 from dataclasses import dataclass, field
@@ -58,6 +59,11 @@ def temp_name(name: str) -> str:
 
 
 _AF = {4: (socket.AF_INET, 32), 6: (socket.AF_INET6, 128)}
+log = logging.getLogger(__name__)
+
+
+class InvalidMember(ValueError):
+    """A member that is not a CIDR at all (not merely of the other family)."""
 
 
 def _canonical(member: str, version: int) -> list[str]:
@@ -65,6 +71,8 @@ def _canonical(member: str, version: int) -> list[str]:
 
     socket.inet_pton is ~5x faster than ipaddress, which matters at 1,000,000 members."""
     af, bits = _AF[version]
+    if not isinstance(member, str) or not member.isascii() or "%" in member:
+        raise InvalidMember(f"{member!r} is not a CIDR (ASCII digits, no zone)")
     addr, sep, length = member.strip().partition("/")
     try:
         packed = socket.inet_pton(af, addr)
@@ -72,7 +80,10 @@ def _canonical(member: str, version: int) -> list[str]:
         if not 0 <= plen <= bits or (sep and not length.isdigit()):
             raise ValueError
     except (OSError, ValueError):
-        net = ipaddress.ip_network(member.strip(), strict=False)  # raises with a clear message
+        try:
+            net = ipaddress.ip_network(member.strip(), strict=False)
+        except ValueError as exc:
+            raise InvalidMember(str(exc)) from None
         if net.version != version:
             raise ValueError(f"{member!r} is not an IPv{version} CIDR") from None
         if net.prefixlen == 0:
@@ -90,11 +101,17 @@ def _canonical(member: str, version: int) -> list[str]:
 
 def normalize_members(members: Iterable[str], family: str) -> set[str]:
     """Canonical CIDR strings (``10.0.0.1/32``, host bits cleared); a /0 becomes two /1s
-    because ``hash:net`` cannot hold prefix length 0. Raises ValueError on the wrong family."""
+    because ``hash:net`` cannot hold prefix length 0. Raises ValueError on the wrong family.
+    A member that is not a CIDR at all (a look-alike digit, an IPv6 zone) is
+    skipped and logged, so one bad value cannot fail the whole set's restore."""
     version = 6 if family == "inet6" else 4
     out: set[str] = set()
     for member in members:
-        out.update(_canonical(member, version))
+        try:
+            out.update(_canonical(member, version))
+        except InvalidMember as exc:
+            text = repr(member)
+            log.warning("ipset member skipped: %s: %s", text if len(text) <= 80 else text[:77] + "...", exc)
     return out
 
 

@@ -47,6 +47,7 @@ ip_version/CIDRs cannot match the table's family, is skipped in that table.
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -96,6 +97,29 @@ def _set_mark(value: int, mask: int) -> str:
 
 def _proto(p: int) -> str:
     return PROTOCOL_NAMES.get(p, str(p))
+
+
+log = logging.getLogger(__name__)
+
+
+def _valid(cidr: object) -> bool:
+    """Whether a value is a CIDR the rules may name: a string, ASCII digits, no
+    IPv6 zone. Anything else is skipped and logged, never rendered (one bad
+    value must not fail the whole table's restore); the calculation drops and
+    reports such values before they get here."""
+    if isinstance(cidr, str) and cidr.isascii() and "%" not in cidr:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+            return True
+        except ValueError:
+            pass
+    text = repr(cidr)
+    log.warning("iptables raw: skipped %s: not a CIDR", text if len(text) <= 80 else text[:77] + "...")
+    return False
+
+
+def _valid_nets(cidrs: Iterable[str]) -> list[str]:
+    return [c for c in cidrs if _valid(c)]
 
 
 def _family_of(cidr: str) -> int:
@@ -171,7 +195,7 @@ class _RuleCompiler:
         if references_missing_set(self.state, rule):
             return []
         for side in (rule.source, rule.destination):
-            if side.nets and not any(_family_of(c) == fam for c in side.nets):
+            if side.nets and not any(_family_of(c) == fam for c in _valid_nets(side.nets)):
                 return []
         wants_ports = any(s.ports or s.not_ports for s in (rule.source, rule.destination))
         protos: list[int | None]
@@ -228,10 +252,10 @@ class _RuleCompiler:
 
     def _side(self, m: _Match, side: EntityMatch, flag: str, direction: str, proto: int | None) -> bool:
         fam = self.family
-        nets = sorted({_norm(c) for c in side.nets if _family_of(c) == fam})
+        nets = sorted({_norm(c) for c in _valid_nets(side.nets) if _family_of(c) == fam})
         if side.nets:
             m.add([((flag, f"-{flag} {n}"),) for n in nets])
-        for n in sorted({_norm(c) for c in side.not_nets if _family_of(c) == fam}):
+        for n in sorted({_norm(c) for c in _valid_nets(side.not_nets) if _family_of(c) == fam}):
             m.add_negation(((flag, f"! -{flag} {n}"),), ((flag, f"-{flag} {n}"),))
         if side.sets:
             m.add([(("", f"-m set --match-set {self._ipset(s)} {direction}"),) for s in sorted(set(side.sets))])
@@ -283,12 +307,15 @@ def _canonical_members(cidrs: frozenset[str], family: int) -> frozenset[str]:
     else:
         mine = frozenset(c for c in cidrs if (":" in c) == v6)
     whole = "::/0" if v6 else "0.0.0.0/0"
-    return _members(mine, family) if whole in mine else mine
+    suspect = not "".join(mine).isascii() or any("%" in c for c in mine)
+    return _members(mine, family) if whole in mine or suspect else mine
 
 
 def _members(cidrs: Iterable[str], family: int) -> frozenset[str]:
     out: set[str] = set()
     for c in cidrs:
+        if not _valid(c):
+            continue
         net = ipaddress.ip_network(c, strict=False)
         if net.version != family:
             continue
@@ -420,7 +447,7 @@ class _TableRenderer:
         default inbound ports cost nine rules per packet; grouped, two)."""
         groups: dict[tuple[int, str | None], list[int]] = {}
         for fp in entries:
-            if fp.protocol in PORT_PROTOCOLS and (fp.net is None or _family_of(fp.net) == self.family):
+            if fp.protocol in PORT_PROTOCOLS and (fp.net is None or (_valid(fp.net) and _family_of(fp.net) == self.family)):
                 groups.setdefault((fp.protocol, fp.net), []).append(fp.port)
         matches = []
         for (protocol, net), ports in groups.items():

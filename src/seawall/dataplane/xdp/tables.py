@@ -26,6 +26,7 @@ from __future__ import annotations
 import enum
 import functools
 import ipaddress
+import logging
 import socket
 import struct
 from collections import defaultdict
@@ -87,15 +88,30 @@ class Compiled:
     hashes: dict[MapKind, tuple[bytes, bytes, int]]
 
 
+log = logging.getLogger(__name__)
+
+
 class CidrParseError(ValueError):
     pass
+
+
+def _skip(cidr: object, exc: Exception) -> None:
+    """A value that is not a CIDR never reaches the maps: skipped and logged
+    (the calculation drops and reports such values before they get here)."""
+    text = repr(cidr)
+    log.warning("XDP blocklist: skipped %s: %s", text if len(text) <= 80 else text[:77] + "...", exc)
 
 
 def parse_cidr(text: str) -> tuple[int, int, int]:
     """(family 4|6, network as int, prefix length); host bits are masked off.
 
-    ``socket.inet_pton`` parses in C, which keeps a million entries fast."""
+    ``socket.inet_pton`` parses in C, which keeps a million entries fast.
+    ASCII only (``int`` would read other scripts' digits), no IPv6 zone."""
+    if not isinstance(text, str) or not text.isascii() or "%" in text:
+        raise CidrParseError(f"invalid CIDR {text!r}")
     address, _, prefix = text.partition("/")
+    if prefix and not prefix.isdigit():
+        raise CidrParseError(f"invalid prefix length in {text!r}")
     try:
         if ":" in address:
             value, bits, family = int.from_bytes(socket.inet_pton(socket.AF_INET6, address), "big"), 128, 6
@@ -135,7 +151,10 @@ class BlocklistTables:
         return sum(map(len, self._v4_by_len)) + len(self._cidrs)
 
     def __contains__(self, cidr: str) -> bool:
-        return self._has(parse_cidr(cidr))
+        try:
+            return self._has(parse_cidr(cidr))
+        except CidrParseError:
+            return False
 
     def _has(self, parsed: tuple[int, int, int]) -> bool:
         family, network, length = parsed
@@ -192,7 +211,11 @@ class BlocklistTables:
             (v6 if ":" in cidr else v4).append(cidr)
         tables._load_v4(v4)
         for cidr in v6:
-            family, network, length = parse_cidr(cidr)
+            try:
+                family, network, length = parse_cidr(cidr)
+            except CidrParseError as exc:
+                _skip(cidr, exc)
+                continue
             if (family, network, length) not in tables._cidrs:
                 tables._cidrs.add((family, network, length))
                 tables._v6_add_counts(network, length, +1)
@@ -204,6 +227,8 @@ class BlocklistTables:
             return
         try:
             joined = "\n".join(cidrs)
+            if not joined.isascii():
+                raise ValueError("not ASCII")
             if joined.count("/") == len(cidrs) and "\n" not in "".join(cidrs[:1]):
                 parts = joined.replace("/", "\n").split("\n")  # addr, len, addr, len, ...
                 addrs, lengths = parts[0::2], np.array(parts[1::2], dtype=np.int64)
@@ -211,12 +236,21 @@ class BlocklistTables:
                 addrs, _, prefixes = map(list, zip(*(c.partition("/") for c in cidrs), strict=True))
                 lengths = np.array([int(p) if p else 32 for p in prefixes], dtype=np.int64)
             packed = b"".join(map(functools.partial(socket.inet_pton, socket.AF_INET), addrs))
-        except (OSError, ValueError):
+        except (OSError, ValueError, TypeError):
             packed, lengths = b"", np.zeros(0, dtype=np.int64)
         if len(packed) != 4 * len(cidrs) or lengths.min(initial=0) < 0 or lengths.max(initial=0) > 32:
-            for cidr in cidrs:  # slow path: name the bad entry
-                parse_cidr(cidr)
-            raise CidrParseError("invalid IPv4 CIDR in input")  # pragma: no cover - parse_cidr raised
+            good = []
+            for cidr in cidrs:  # slow path: skip (and name) the bad entries
+                try:
+                    parse_cidr(cidr)
+                except CidrParseError as exc:
+                    _skip(cidr, exc)
+                    continue
+                good.append(cidr)
+            if len(good) == len(cidrs):  # pragma: no cover - parse_cidr accepts what the fast path refused
+                raise CidrParseError("invalid IPv4 CIDR in input")
+            self._load_v4(good)
+            return
         addresses = np.frombuffer(packed, dtype=">u4").astype(np.int64)
         masks = ((0xFFFFFFFF << (32 - lengths)) & 0xFFFFFFFF).astype(np.int64)
         networks = addresses & masks
@@ -287,8 +321,12 @@ class BlocklistTables:
     # ------------------------------------------------------------ incremental
 
     def add(self, cidr: str) -> list[Write]:
-        """Add one CIDR; the writes that make the active maps reflect it."""
-        family, network, length = parse_cidr(cidr)
+        """Add one CIDR; the writes that make the active maps reflect it (none for a non-CIDR, skipped)."""
+        try:
+            family, network, length = parse_cidr(cidr)
+        except CidrParseError as exc:
+            _skip(cidr, exc)
+            return []
         if self._has((family, network, length)):
             return []
         if family == 6:
@@ -300,8 +338,11 @@ class BlocklistTables:
         return self._v4_refresh(_v4_slots(network, length))
 
     def remove(self, cidr: str) -> list[Write]:
-        """Remove one CIDR; the writes that make the active maps reflect it."""
-        family, network, length = parse_cidr(cidr)
+        """Remove one CIDR; the writes that make the active maps reflect it (none for a non-CIDR)."""
+        try:
+            family, network, length = parse_cidr(cidr)
+        except CidrParseError:
+            return []
         if not self._has((family, network, length)):
             return []
         if family == 6:
