@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from seawall.datastore import DatastoreUnavailable, open_datastore
+from seawall.datastore import DatastoreUnavailable, NotFound, open_datastore
 from seawall.datastore.sqlite import SqliteDatastore
 
 
@@ -20,20 +20,43 @@ def _made(path: Path) -> Path:
     return path
 
 
-def test_lazy_open_of_a_missing_file_creates_nothing_on_read(tmp_path: Path) -> None:
+def test_lazy_open_of_a_missing_file_reads_empty_and_creates_nothing(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "s.db"
-    ds = SqliteDatastore(path, create=None)
-    with pytest.raises(DatastoreUnavailable, match=f"no datastore at {path}"):
-        ds.list()
+    noted: list[Path] = []
+    ds = SqliteDatastore(path, create=None, on_missing_read=noted.append)
+    listing = ds.list()
+    assert listing.items == [] and listing.revision == 0
+    assert ds.current_revision() == 0 and ds.compacted_revision() == 0
+    with pytest.raises(NotFound):
+        ds.get("K", "a")
+    assert noted == [path.absolute()]  # said once, not per read
     assert not path.exists() and not path.parent.exists()
     ds.close()
 
 
-def test_read_only_open_of_a_missing_file_fails(tmp_path: Path) -> None:
+def test_read_only_open_of_a_missing_file_reads_empty_and_never_writes(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
+    ds = SqliteDatastore(path, create=False)
+    assert ds.list().items == []
     with pytest.raises(DatastoreUnavailable, match="no datastore at"):
-        SqliteDatastore(path, create=False)
+        ds.create("K", "a", {})
     assert not path.exists()
+    ds.close()
+
+
+def test_a_file_without_the_schema_reads_empty_and_is_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    path.touch(mode=0o600)
+    ds = SqliteDatastore(path, create=None)
+    assert ds.list().items == [] and path.stat().st_size == 0
+    ds.close()
+
+
+def test_an_eager_open_creates_the_file_at_once(tmp_path: Path) -> None:
+    # create=True is the agent's mode: the store exists before it starts watching.
+    ds = SqliteDatastore(tmp_path / "s.db")
+    ds.close()
+    assert (tmp_path / "s.db").exists()
 
 
 def test_first_write_creates_and_announces(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

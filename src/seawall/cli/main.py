@@ -60,11 +60,15 @@ def _warn(items: Sequence[ParsedResource]) -> None:
 
 
 @contextmanager
-def _store(ctx: click.Context) -> Iterator[Datastore]:
+def _store(ctx: click.Context, *, reading: bool = False, create: bool | None = None) -> Iterator[Datastore]:
+    """The datastore the global options name. ``create`` None: a missing SQLite
+    store is created by the first write only, so a read or a failed write
+    leaves nothing behind; ``reading``: a read-only command, which says on
+    stderr when the store does not exist yet (it reads as empty)."""
     try:
         given = _globals(ctx)
         etcd_options = {keyword: given.get(name) for name, keyword in _ETCD_KEYWORDS.items()}
-        store = open_datastore(given.get("datastore"), **etcd_options)
+        store = open_datastore(given.get("datastore"), create=create, note_missing_read=reading, **etcd_options)
     except DatastoreError as exc:
         raise CliError(f"cannot open datastore: {exc}") from None
     try:
@@ -323,7 +327,7 @@ def get(ctx: click.Context, kind: str | None, names: tuple[str, ...], files: tup
     else:
         _list_kinds()
         return
-    with _store(ctx) as store:
+    with _store(ctx, reading=True) as store:
         by_kind: dict[str, list[dict[str, Any]]] = {}
         listed: set[str] = set()
         missing: list[str] = []
@@ -529,7 +533,7 @@ def agent(ctx: click.Context, node: str | None, bpffs: str, run_dir: str, do_cle
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     options = AgentOptions(node or _socket.gethostname(), Path(bpffs), Path(run_dir))
-    with _store(ctx) as store:
+    with _store(ctx, create=True) as store:
         daemon = Agent(store, options)
         signal.signal(signal.SIGTERM, lambda *_: daemon.stop.set())
         signal.signal(signal.SIGINT, lambda *_: daemon.stop.set())
@@ -689,7 +693,7 @@ def explain(ctx: click.Context, node: str | None, iface_specs: tuple[str, ...], 
     from seawall.cli import explain as explaining
 
     node = node or _socket.gethostname()
-    with _store(ctx) as store:
+    with _store(ctx, reading=True) as store:
         listing = store.list()
     items = [(kv.kind, kv.name, kv.value) for kv in listing.items if kv.kind in KINDS]
     snapshot, invalid = ValidatedResources().update(items)

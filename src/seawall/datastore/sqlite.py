@@ -197,11 +197,14 @@ class SqliteDatastore(Datastore):
         create: bool | None = True,
         busy_timeout: float = _BUSY_TIMEOUT_S,
         on_create: Callable[[Path], None] | None = None,
+        on_missing_read: Callable[[Path], None] | None = None,
     ) -> None:
         """``create``: True = create file and schema now if missing; None = only
-        on the first write (reads of a missing store raise DatastoreUnavailable
-        "no datastore at PATH"); False = never (read-only use). ``on_create`` is
-        called with the path after this object created a new database file."""
+        on the first write; False = never (read-only use). With None or False a
+        read of a store that does not exist yet sees it empty (revision 0) and
+        creates nothing; ``on_missing_read`` is then called once with the path
+        (the CLI prints a note). ``on_create`` is called with the path after
+        this object created a new database file."""
         if history_retention < 1:
             raise ValueError("history_retention must be >= 1")
         if poll_interval <= 0:
@@ -215,6 +218,8 @@ class SqliteDatastore(Datastore):
         self.busy_timeout = busy_timeout
         self._create = create
         self._on_create = on_create
+        self._on_missing_read = on_missing_read
+        self._noted_missing = False
         self._lock = threading.Lock()
         self._ready_lock = threading.Lock()
         self._ready = False
@@ -223,8 +228,8 @@ class SqliteDatastore(Datastore):
         try:
             self._ensure_ready(write=bool(create))
         except DatastoreUnavailable as exc:
-            if create is None and isinstance(exc, _Missing):
-                return  # created by the first write
+            if create is not True and isinstance(exc, _Missing):
+                return  # reads see it empty; with None the first write creates it
             raise
         except (OSError, sqlite3.Error) as exc:
             raise self._wrap(exc, "cannot open") from exc
@@ -394,26 +399,55 @@ class SqliteDatastore(Datastore):
     def _meta(conn: sqlite3.Connection, key: str) -> int:
         return int(conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()[0])
 
+    def _reads_empty(self, exc: _Missing) -> None:
+        """A read found no store: empty when this object may not create it now
+        (``create`` None/False), else the error stands."""
+        if self._create is True:
+            raise exc
+        if not self._noted_missing:
+            self._noted_missing = True
+            if self._on_missing_read is not None:
+                self._on_missing_read(self.path)
+
     def current_revision(self) -> int:
-        with self._connection() as conn:
-            return self._meta(conn, "revision")
+        try:
+            with self._connection() as conn:
+                return self._meta(conn, "revision")
+        except _Missing as exc:
+            self._reads_empty(exc)
+            return 0
 
     def compacted_revision(self) -> int:
         """Events with revision <= this are gone (0 when nothing was compacted)."""
-        with self._connection() as conn:
-            return self._meta(conn, "compacted_revision")
+        try:
+            with self._connection() as conn:
+                return self._meta(conn, "compacted_revision")
+        except _Missing as exc:
+            self._reads_empty(exc)
+            return 0
 
     def get(self, kind: str, name: str) -> KeyValue:
-        with self._connection() as conn:
-            row = conn.execute(
-                "SELECT create_revision, mod_revision, value FROM resources WHERE kind=? AND name=?",
-                (kind, name),
-            ).fetchone()
+        try:
+            with self._connection() as conn:
+                row = conn.execute(
+                    "SELECT create_revision, mod_revision, value FROM resources WHERE kind=? AND name=?",
+                    (kind, name),
+                ).fetchone()
+        except _Missing as exc:
+            self._reads_empty(exc)
+            row = None
         if row is None:
             raise NotFound(kind, name)
         return KeyValue(kind, name, json.loads(row[2]), row[0], row[1])
 
     def list(self, kind: str | None = None) -> ListResult:
+        try:
+            return self._list(kind)
+        except _Missing as exc:
+            self._reads_empty(exc)
+            return ListResult(items=[], revision=0)
+
+    def _list(self, kind: str | None) -> ListResult:
         with self._connection() as conn:
             conn.execute("BEGIN")  # one read transaction = one WAL snapshot
             try:

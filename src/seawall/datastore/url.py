@@ -103,6 +103,10 @@ def _announce_created(path: Path) -> None:
         print(f"created new datastore {path}", file=sys.stderr)
 
 
+def _announce_missing(path: Path) -> None:
+    print(f"note: no datastore at {path} yet (nothing has been written); it reads as empty", file=sys.stderr)
+
+
 def _read_password_file(path: str) -> str:
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -120,8 +124,10 @@ def open_datastore(url: str | None = None, **etcd_options: Any) -> Datastore:
     """Open the datastore a URL names (resolved as ``resolve_datastore_url``).
 
     ``create=`` (SQLite): True (default) = create a missing file now; None = a
-    missing file is created by the first write and reads of it fail with "no
-    datastore at PATH" (what the CLI wants); False = never. A new file other than the default path is announced on stderr.
+    missing file is created by the first write, and reads of it see an empty
+    store without creating anything (what the CLI wants); False = never create.
+    A new file other than the default path is announced on stderr; with
+    ``note_missing_read=True`` so is a read of a store that does not exist yet.
 
     ``etcd_options``: ``endpoints``, ``ca_cert_file``, ``cert_file``,
     ``key_file``, ``username``, ``password`` (None = from the environment),
@@ -133,6 +139,7 @@ def open_datastore(url: str | None = None, **etcd_options: Any) -> Datastore:
     if url is not None and not url.strip():
         raise DatastoreUnavailable(f"the datastore URL is empty; expected {_ACCEPTED}")
     create: bool | None = etcd_options.pop("create", True)
+    note_missing_read: bool = etcd_options.pop("note_missing_read", False)
     settings_opts = {name: etcd_options.pop(name, None) for name in ETCD_ENV}
     argv_password = etcd_options.pop("argv_password", None)
     if argv_password:
@@ -155,7 +162,10 @@ def open_datastore(url: str | None = None, **etcd_options: Any) -> Datastore:
         # "sqlite:///abs" leaves "/abs"; "sqlite://rel/path" leaves "rel/path".
         if not rest:
             raise DatastoreUnavailable(f"datastore URL {shown!r} has no path; expected {_ACCEPTED}")
-        return SqliteDatastore(rest, create=create, on_create=_announce_created)
+        return SqliteDatastore(
+            rest, create=create, on_create=_announce_created,
+            on_missing_read=_announce_missing if note_missing_read else None,
+        )
     if sep and scheme in ("etcd", "etcds", "etcdv3"):
         try:
             return _open_etcd(shown, rest, tls=scheme == "etcds", options=settings_opts, extra=etcd_options)
