@@ -107,6 +107,17 @@ def crafted_frames(sources: list[str]) -> list[tuple[str, bytes]]:
                 "seven-ext": [(F.DSTOPTS, b"")] * 7,
             }.items():
                 cases.append((f"{src} v6 {name} tcp22", F.ethernet(F.ETH_P_IPV6, F.ipv6(src, dst, F.TCP, tcp22, extensions=ext))))
+            for icmp_type in (128, 133, 134, 135, 136, 137, 138):  # echo, the five ND types, one past them
+                message = bytes([icmp_type, 0]) + bytes(22)
+                for hop in (255, 64):
+                    cases.append((f"{src} icmpv6 type{icmp_type} hop{hop}",
+                                  F.ethernet(F.ETH_P_IPV6, F.ipv6(src, dst, F.ICMPV6, message, hop_limit=hop))))
+            ns = bytes([135, 0]) + bytes(22)
+            cases.append((f"{src} ns behind hopopts", F.ethernet(F.ETH_P_IPV6, F.ipv6(
+                src, dst, F.ICMPV6, ns, extensions=[(F.HOPOPTS, b"")], hop_limit=255))))
+            cases.append((f"{src} ns in a later fragment", F.ethernet(F.ETH_P_IPV6, F.ipv6(
+                src, dst, F.ICMPV6, ns, extensions=[(F.FRAGMENT, F.fragment_header_body(185))], hop_limit=255))))
+            cases.append((f"{src} ns cut before its type", F.ethernet(F.ETH_P_IPV6, F.ipv6(src, dst, F.ICMPV6, b"", hop_limit=255))))
         else:
             udp68 = F.l4(F.UDP, 40000, 68)
             cases.append((f"{src} options", F.ethernet(F.ETH_P_IP, F.ipv4(src, dst, F.UDP, udp68, options=b"\x01" * 8))))

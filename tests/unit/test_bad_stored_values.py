@@ -153,6 +153,7 @@ def test_raw_renderer_skips_bad_set_members_and_rule_nets() -> None:
     rendered = render(bad_state)
     members = set().union(*(content.members for content in rendered.ipsets.values()))
     assert members == set(GOOD)
+    assert set(rendered.skipped[("set", set_id)]) == set(BAD_STRINGS)  # reported, not only logged
     policy = state.interfaces[0].policies[0]
     rule = policy.ingress[0]
     source = dataclasses.replace(rule.source, nets=("8.8.8.8/32", *BAD_STRINGS), not_nets=tuple(BAD_STRINGS))
@@ -177,3 +178,5 @@ def test_xdp_tables_skip_bad_cidrs() -> None:
     assert len(tables) == 3 and all(c in tables for c in GOOD)
     assert tables.add("0.0.0.0/\u0663") == [] and tables.remove("banana") == []
     assert "0.0.0.0/\u0663" not in tables and len(tables) == 3
+    # ... and reported (tests/unit/test_dataplane_skipped.py follows them into status and metrics)
+    assert tables.skipped().count == len(BAD_STRINGS) - 1  # all but "banana", removed above

@@ -15,6 +15,9 @@ from hypothesis import given, settings, strategies as st
 from seawall.dataplane.xdp.maps import KEY_SIZES, VALUE_SIZES
 from seawall.dataplane.xdp.tables import (
     HASH_KINDS,
+    TOP_V4_8,
+    TOP_V4_16,
+    TOP_V6_8,
     V6_BLOCKED,
     V6_CHILDREN,
     V6_EXACT,
@@ -65,10 +68,18 @@ class FakeMaps:
         raw = self.hashes[kind].get(key)
         return None if raw is None else struct.unpack("<I", raw)[0]
 
+    def _top(self, word: int, bit: int) -> bool:
+        raw = self.arrays[MapKind.TOP].get(word, bytes(8))
+        return bool((struct.unpack("<Q", raw)[0] >> (bit & 63)) & 1)
+
     def blocked(self, address: str) -> bool:
         addr = ipaddress.ip_address(address)
+        if addr.version == 6 and self._top(TOP_V6_8 + (int(addr) >> 126), int(addr) >> 120):
+            return True
         if addr.version == 4:
             value = int(addr)
+            if self._top(TOP_V4_8 + (value >> 30), value >> 24) or self._top(TOP_V4_16 + (value >> 22), value >> 16):
+                return True
             slot = value >> 8
             word = self.arrays[MapKind.V4L1].get(slot >> 5, bytes(8))
             state = (struct.unpack("<Q", word)[0] >> ((slot & 31) * 2)) & 3
@@ -135,7 +146,7 @@ def probes(cidrs: set[str]) -> list[str]:
     return out
 
 
-v4_cidr = st.builds(lambda a, p: f"{ipaddress.IPv4Address(a)}/{p}", st.integers(0, 2**32 - 1), st.integers(8, 32))
+v4_cidr = st.builds(lambda a, p: f"{ipaddress.IPv4Address(a)}/{p}", st.integers(0, 2**32 - 1), st.integers(0, 32))
 v6_cidr = st.builds(lambda a, p: f"{ipaddress.IPv6Address(a)}/{p}", st.integers(0, 2**128 - 1),
                     st.sampled_from(sorted({max(0, level - k) for level in V6_LEVELS for k in range(9)})))
 clustered_v6 = st.builds(lambda a, p: f"2001:db8:{a:x}::{a:x}/{p}", st.integers(0, 15),
@@ -191,3 +202,34 @@ def test_single_add_to_a_large_set_is_a_few_writes() -> None:
     writes = tables.add("192.0.2.7/32")
     assert [w.kind for w in writes] == [MapKind.V4L2, MapKind.V4L1]
     assert len(tables.remove("192.0.2.7/32")) == 2
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(0, 32), st.integers(0, 2**128 - 1), st.integers(0, 128))
+@settings(max_examples=200, deadline=None)
+def test_any_prefix_length_is_a_few_writes(v4: int, v4_len: int, v6: int, v6_len: int) -> None:
+    """A /0 costs what a /32 costs: the short-prefix bitmaps take /0../16 (IPv4)
+    and /0../8 (IPv6) in at most 4 words; longer prefixes expand to at most 128
+    IPv6 nodes or 4 IPv4 L1 words, as before."""
+    tables = BlocklistTables.from_cidrs(["10.0.0.0/8", "10.1.2.0/24", "10.1.2.3/32", "2001:db8::/32", "2001:db8::1/128"])
+    for text, longest in ((f"{ipaddress.IPv4Address(v4)}/{v4_len}", 32), (f"{ipaddress.IPv6Address(v6)}/{v6_len}", 128)):
+        length = int(text.rsplit("/", 1)[1])
+        canonical = str(ipaddress.ip_network(text, strict=False))
+        had = canonical in tables
+        added = tables.add(text)
+        removed = tables.remove(text) if not had else []
+        short = length <= (16 if longest == 32 else 8)
+        limit = 4 if short else 128 + len(V6_LEVELS) if longest == 128 else 6  # nodes + ancestors
+        assert len(added) <= limit and len(removed) <= limit, (text, len(added), len(removed))
+        if short:
+            assert {w.kind for w in added + removed} <= {MapKind.TOP}
+
+
+def test_a_slash_zero_beside_a_million_slots_touches_only_the_top_words() -> None:
+    tables = BlocklistTables.from_cidrs(f"10.{i >> 8}.{i & 255}.0/24" for i in range(20000))
+    writes = tables.add("0.0.0.0/0")
+    assert [w.kind for w in writes] == [MapKind.TOP] * 4
+    maps = FakeMaps(tables.compile())
+    assert maps.blocked("203.0.113.9") and maps.blocked("10.0.0.1")
+    assert len(tables.remove("0.0.0.0/0")) == 4
+    assert not FakeMaps(tables.compile()).blocked("203.0.113.9")
+    assert len(tables.add("::/0")) == 4 and len(tables.remove("::/0")) == 4

@@ -21,6 +21,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 VERDICTS = ("dropped", "passed", "failsafe")
+TIERS = ("xdp", "raw")
 MODES = ("xdp-offload", "xdp-native", "xdp-generic", "iptables-raw", "none")
 #: Reconciles take from ~1 ms (nothing changed) to seconds (a million-entry set).
 APPLY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -36,6 +37,7 @@ class InterfaceSample:
     bytes: Mapping[str, int] = field(default_factory=dict)  # verdict -> bytes (XDP only)
     xdp_entries: Mapping[str, int] = field(default_factory=dict)  # "ipv4" | "ipv6" -> CIDRs in the maps
     ipset_members: Mapping[str, int] = field(default_factory=dict)  # ipset name -> members
+    skipped: Mapping[str, int] = field(default_factory=dict)  # tier -> values it skipped as not CIDRs
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +67,11 @@ def snapshot_from_status(status: Mapping[str, Any],
         name = entry["name"]
         packets, octets = xdp_counters.get(name, ({}, {}))
         raw = entry.get("raw") or {}
+        skipped = entry.get("skipped") or {}
         samples.append(InterfaceSample(
             name=name, mode=entry.get("mode", "none"), packets=dict(packets), bytes=dict(octets),
             xdp_entries=dict(entry.get("xdpEntries") or {}), ipset_members=dict(raw.get("ipsetMembers") or {}),
+            skipped={tier: int((skipped.get(tier) or {}).get("count") or 0) for tier in TIERS},
         ))
     return MetricsSnapshot(
         interfaces=tuple(samples), raw_rules=dict(raw_rules), in_sync=bool(status.get("inSync")),
@@ -99,6 +103,14 @@ def families(snapshot: MetricsSnapshot) -> Iterator[Metric]:
     yield packets
     yield octets
     yield entries
+
+    skipped = GaugeMetricFamily("seawall_dataplane_skipped_values", "Values a dataplane tier skipped on an interface "
+                                "because they are not CIDRs (they slipped past validation; see seawall status).",
+                                labels=["interface", "tier"])
+    for s in snapshot.interfaces:
+        for tier in TIERS:
+            skipped.add_metric([s.name, tier], s.skipped.get(tier, 0))
+    yield skipped
 
     rule_packets = CounterMetricFamily("seawall_raw_rule_packets", "Packets decided by one rule of an untracked "
                                        "policy in the iptables raw table (both families).",

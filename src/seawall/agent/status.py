@@ -50,6 +50,10 @@ def interface_status(decision: InterfaceDecisions, xdp: InterfaceReport | None,
             "ipsetMembers": dict(raw.ipset_members),
         } if raw else None,
         "errors": list(xdp.errors if xdp else ()) + list(raw.errors if raw else ()),
+        # values a tier skipped as not CIDRs (they slipped past validation and the
+        # calculation): tier -> {"count": n, "values": [{"value", "reason"}, ...first few]}
+        "skipped": {tier: report.skipped.as_status() for tier, report in (("xdp", xdp), ("raw", raw))
+                    if report is not None and report.skipped},
         "counters": dict(ZERO_COUNTERS),
     }
 

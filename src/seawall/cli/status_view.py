@@ -27,7 +27,7 @@ KNOWN_TOP = frozenset({
 })
 KNOWN_INTERFACE = frozenset({
     "name", "hostEndpoint", "mode", "reason", "policies", "xdpEntries", "rules", "raw",
-    "errors", "counters", "countersLive",
+    "errors", "counters", "countersLive", "skipped",
 })
 KNOWN_RULE = frozenset({"policy", "index", "action", "inXdp", "xdpCidrs", "eligibleCidrs", "reason"})
 MAX_VALUE_CHARS = 160
@@ -177,9 +177,32 @@ def _interface_details(entry: Mapping[str, Any]) -> list[Text]:
             lines.append(Text(f"    raw {key}: {fmt_value(value)}"))
     for error in entry.get("errors") or ():
         lines.append(Text(f"    error: {error}", style="red"))
+    lines += _skipped_lines(entry.get("skipped"))
     for key, value in entry.items():
         if key not in KNOWN_INTERFACE:
             lines.append(Text(f"    {key}: {fmt_value(value)}"))
+    return lines
+
+
+def _skipped_lines(skipped: Any) -> list[Text]:
+    """Values a tier skipped (not CIDRs, never programmed): the count, the first few and why."""
+    lines: list[Text] = []
+    if not isinstance(skipped, Mapping):
+        return lines
+    for tier, info in skipped.items():
+        if not isinstance(info, Mapping):
+            lines.append(Text(f"    {tier} skipped: {fmt_value(info)}", style="yellow"))
+            continue
+        values = [v for v in info.get("values") or () if isinstance(v, Mapping)]
+        count = _int(info.get("count")) or len(values)
+        if not count:
+            continue
+        lines.append(Text(f"    {tier} skipped {count} value{'s' if count != 1 else ''} (not CIDRs, not programmed):",
+                          style="yellow"))
+        for v in values:
+            lines.append(Text(f"      {str(v.get('value', '?'))[:MAX_VALUE_CHARS]}: {v.get('reason', '')}", style="yellow"))
+        if count > len(values):
+            lines.append(Text(f"      ... and {count - len(values)} more", style="yellow"))
     return lines
 
 
@@ -224,7 +247,7 @@ class MalformedStatus(ValueError):
 
 _LIST_TOP = ("interfaces", "notEnforced", "warnings", "invalid")
 _LIST_INTERFACE = ("policies", "rules", "errors")
-_MAPPING_INTERFACE = ("xdpEntries", "raw", "counters")
+_MAPPING_INTERFACE = ("xdpEntries", "raw", "counters", "skipped")
 
 
 def check_shape(data: Any) -> None:

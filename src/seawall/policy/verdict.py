@@ -7,6 +7,11 @@ Order of evaluation for a packet on an interface and direction:
 
 1. The interface is unknown, or none of its policies has a rule for this
    direction -> CONTINUE (nothing is rendered for it; the packet goes on).
+1b. IPv6 neighbour discovery (ICMPv6 types 133-137 with hop limit 255, as
+   RFC 4861 requires) -> CONTINUE in both directions, before any rule: ARP is
+   never filtered here, and without this a blocked IPv6 source could never
+   resolve the host, so its failsafe ports (and, under ``::/0``, everyone's)
+   would not work over IPv6.
 2. Failsafe, own ports: ingress ``protocol + dport`` in ``failsafe_in``
    (egress: ``dport`` in ``failsafe_out``), remote address in the entry's net
    if it has one -> FAILSAFE, even from denied sources.
@@ -72,6 +77,21 @@ class Packet:
     dport: int | None = None
     icmp_type: int | None = None
     icmp_code: int | None = None
+    hop_limit: int | None = None  # IPv6 hop limit / IPv4 TTL; None = not 255
+
+
+ND_TYPES = range(133, 138)  # RS, RA, NS, NA, redirect (RFC 4861)
+ND_HOP_LIMIT = 255
+
+
+def is_neighbour_discovery(packet: Packet) -> bool:
+    """An IPv6 neighbour-discovery message, which every tier lets through."""
+    return (
+        packet.protocol == ICMP_PROTOCOL[6]
+        and packet.icmp_type in ND_TYPES
+        and packet.hop_limit == ND_HOP_LIMIT
+        and ":" in packet.src
+    )
 
 
 class Verdict(enum.Enum):
@@ -197,7 +217,7 @@ def decide(
 ) -> Decision:
     """The full decision: verdict, which Log rules logged, which rule decided."""
     iface = state.interface(interface)
-    if iface is None or not has_rules(iface, direction):
+    if iface is None or not has_rules(iface, direction) or is_neighbour_discovery(packet):
         return Decision(Verdict.CONTINUE)
     ingress = direction is Direction.INGRESS
     remote = ipaddress.ip_address(packet.src if ingress else packet.dst)

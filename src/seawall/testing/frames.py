@@ -65,7 +65,9 @@ def ipv4(src: str, dst: str, protocol: int, payload: bytes, *, options: bytes = 
     return header + payload
 
 
-def ipv6(src: str, dst: str, next_header: int, payload: bytes, *, extensions: Sequence[tuple[int, bytes]] = ()) -> bytes:
+def ipv6(
+    src: str, dst: str, next_header: int, payload: bytes, *, extensions: Sequence[tuple[int, bytes]] = (), hop_limit: int = 64
+) -> bytes:
     """``extensions``: (header type, body) in order; next-header fields are chained.
     Fragment bodies are 6 bytes (offset/flags, id); others are padded to 8n-2."""
     chain = b""
@@ -82,7 +84,7 @@ def ipv6(src: str, dst: str, next_header: int, payload: bytes, *, extensions: Se
             chain += struct.pack("!BB", follower, (len(padded) + 2) // 8 - 1) + padded
     first = types[0]
     body = chain + payload
-    header = struct.pack("!IHBB16s16s", 6 << 28, len(body), first, 64,
+    header = struct.pack("!IHBB16s16s", 6 << 28, len(body), first, hop_limit,
                          ipaddress.IPv6Address(src).packed, ipaddress.IPv6Address(dst).packed)
     return header + body
 

@@ -16,6 +16,7 @@ from seawall.dataplane.iptables.render import render
 from seawall.dataplane.iptables.rendered import RenderedRaw, RuleOrigin
 from seawall.dataplane.iptables.report import MODE, RawInterfaceReport
 from seawall.dataplane.iptables.ruleset import our_comment
+from seawall.dataplane.skipped import summarize
 from seawall.policy.model import Direction, InterfacePolicy, UntrackedState
 
 
@@ -64,6 +65,11 @@ class RawDataplane:
                     if content is not None:
                         ir.ipset_members[content.name] = len(content.members)
             ir.programmed = bool(ir.chains) and report.ok
+            sinks = [rendered.skipped.get(("failsafe", ""))] if ir.chains else []
+            sinks += [rendered.skipped.get(("policy", p.name)) for p in iface.policies]
+            sinks += [rendered.skipped.get(("set", set_id)) for set_id in _set_ids(iface)]
+            sinks += [report.ipset_skipped.get(name) for name in ir.ipset_members]
+            ir.skipped = summarize(*sinks)
             out[iface.name] = ir
         return out
 

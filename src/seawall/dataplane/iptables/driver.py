@@ -51,6 +51,7 @@ class RawReport:
     sets_swapped: list[str] = field(default_factory=list)
     sets_destroyed: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    ipset_skipped: dict[str, dict[object, str]] = field(default_factory=dict)  # set name -> members skipped as not CIDRs
 
     @property
     def ok(self) -> bool:
@@ -102,6 +103,7 @@ class RawDriver:
         try:
             plan = self.ipsets.sync(rendered.ipsets, resync=resync_ipsets)
             report.sets_swapped = sorted(n for n, c in plan.changes.items() if c.swapped)
+            report.ipset_skipped = plan.skipped
         except (CommandError, ValueError) as exc:
             report.errors.append(f"ipsets: {exc}")
         report.ipsets_s = time.perf_counter() - start

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from seawall.dataplane.iptables.backend import CommandError, Runner
 from seawall.dataplane.iptables.rendered import IPSET_PREFIX, IpSetContent
+from seawall.dataplane.skipped import Sink, record
 
 OUR_PREFIXES = tuple(f"{IPSET_PREFIX}{v}{t}-" for v in ("4", "6") for t in ("", "t"))  # sw4- sw4t- sw6- sw6t-
 MAX_NAME = 31
@@ -99,11 +100,11 @@ def _canonical(member: str, version: int) -> list[str]:
     return [f"{socket.inet_ntop(af, packed)}/{plen}"]
 
 
-def normalize_members(members: Iterable[str], family: str) -> set[str]:
+def normalize_members(members: Iterable[str], family: str, skipped: Sink | None = None) -> set[str]:
     """Canonical CIDR strings (``10.0.0.1/32``, host bits cleared); a /0 becomes two /1s
     because ``hash:net`` cannot hold prefix length 0. Raises ValueError on the wrong family.
     A member that is not a CIDR at all (a look-alike digit, an IPv6 zone) is
-    skipped and logged, so one bad value cannot fail the whole set's restore."""
+    skipped, logged and recorded in ``skipped``, so one bad value cannot fail the whole set's restore."""
     version = 6 if family == "inet6" else 4
     out: set[str] = set()
     for member in members:
@@ -112,6 +113,7 @@ def normalize_members(members: Iterable[str], family: str) -> set[str]:
         except InvalidMember as exc:
             text = repr(member)
             log.warning("ipset member skipped: %s: %s", text if len(text) <= 80 else text[:77] + "...", exc)
+            record(skipped, member, f"ipset member: {exc}")
     return out
 
 
@@ -185,6 +187,7 @@ class SetChange:
 class IpSetPlan:
     script: str
     changes: dict[str, SetChange] = field(default_factory=dict)
+    skipped: dict[str, Sink] = field(default_factory=dict)  # set name -> members skipped as not CIDRs
 
     @property
     def empty(self) -> bool:
@@ -254,6 +257,7 @@ class IpSets:
         self.runner = runner
         # name -> (members as given, normalized): what the kernel held after our last write
         self._cache: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+        self._skipped: dict[str, Sink] = {}  # name -> members of the cached input skipped as not CIDRs
 
     def list(self) -> dict[str, SetInfo]:
         return parse_list_terse(self.runner(["ipset", "list", "-t"], None))
@@ -263,23 +267,28 @@ class IpSets:
             raise ValueError(f"{name!r} is not one of our ipsets")
         return parse_save_members(self.runner(["ipset", "save", name], None), name, family)
 
-    def _normalized(self, content: IpSetContent) -> frozenset[str]:
-        """Normalize only what changed since the cached input (1M members cost ~1 s in full)."""
+    def _normalized(self, content: IpSetContent) -> tuple[frozenset[str], Sink]:
+        """Normalize only what changed since the cached input (1M members cost ~1 s in full);
+        also the members skipped as not CIDRs."""
         cached = self._cache.get(content.name)
         if cached is not None:
             raw, norm = cached
             if raw is content.members or raw == content.members:
-                return norm
-            if len(raw) == len(norm):  # one raw string per member: a delta is exact
+                return norm, self._skipped.get(content.name, {})
+            if len(raw) == len(norm) and not self._skipped.get(content.name):  # one raw string per member: a delta is exact
+                bad: Sink = {}
                 gone = normalize_members(raw - content.members, content.family)
-                new = normalize_members(content.members - raw, content.family)
-                return frozenset((norm - gone) | new)
-        return frozenset(normalize_members(content.members, content.family))
+                new = normalize_members(content.members - raw, content.family, bad)
+                return frozenset((norm - gone) | new), bad
+        bad = {}
+        return frozenset(normalize_members(content.members, content.family, bad)), bad
 
     def sync(self, desired: Mapping[str, IpSetContent], *, resync: bool = False) -> IpSetPlan:
         """Create/update every desired set in one ``ipset restore``; raises CommandError."""
         existing = self.list()
-        wanted = {name: self._normalized(content) for name, content in desired.items()}
+        normalized = {name: self._normalized(content) for name, content in desired.items()}
+        wanted = {name: norm for name, (norm, _) in normalized.items()}
+        skipped = {name: bad for name, (_, bad) in normalized.items() if bad}
         current: dict[str, AbstractSet[str]] = {}
         for name, content in desired.items():
             info = existing.get(name)
@@ -291,12 +300,15 @@ class IpSets:
             else:
                 current[name] = self.members(name, content.family)
         plan = plan_sets(desired, existing, current, wanted)
+        plan.skipped = skipped
         if not plan.empty:
             for name in plan.changes:
                 self._cache.pop(name, None)
             self.runner(["ipset", "restore", "-exist"], plan.script)
         for name, content in desired.items():
             self._cache[name] = (content.members, wanted[name])
+            self._skipped.pop(name, None)
+        self._skipped.update(skipped)
         return plan
 
     def destroy(self, names: Iterable[str]) -> tuple[builtins.list[str], builtins.list[str]]:

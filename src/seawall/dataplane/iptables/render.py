@@ -55,6 +55,7 @@ from functools import lru_cache
 from seawall.dataplane.iptables import names
 from seawall.dataplane.iptables.rendered import IpSetContent, RenderedRaw, RuleOrigin, TableContent
 from seawall.dataplane.iptables.ruleset import hook_rule, our_comment
+from seawall.dataplane.skipped import Sink, record
 from seawall.policy.model import Action, Direction, EntityMatch, FailsafePort, Policy, PortRange, Rule, UntrackedState
 from seawall.policy.verdict import ICMP_PROTOCOL, PORT_PROTOCOLS, has_rules, references_missing_set
 
@@ -102,7 +103,11 @@ def _proto(p: int) -> str:
 log = logging.getLogger(__name__)
 
 
-def _valid(cidr: object) -> bool:
+#: Where a skipped value was found: ("set", set id), ("policy", policy name) or ("failsafe", "").
+SkipKey = tuple[str, str]
+
+
+def _valid(cidr: object, sink: Sink | None = None, where: str = "") -> bool:
     """Whether a value is a CIDR the rules may name: a string, ASCII digits, no
     IPv6 zone. Anything else is skipped and logged, never rendered (one bad
     value must not fail the whole table's restore); the calculation drops and
@@ -115,11 +120,12 @@ def _valid(cidr: object) -> bool:
             pass
     text = repr(cidr)
     log.warning("iptables raw: skipped %s: not a CIDR", text if len(text) <= 80 else text[:77] + "...")
+    record(sink, cidr, f"not a CIDR ({where})" if where else "not a CIDR")
     return False
 
 
-def _valid_nets(cidrs: Iterable[str]) -> list[str]:
-    return [c for c in cidrs if _valid(c)]
+def _valid_nets(cidrs: Iterable[str], sink: Sink | None = None, where: str = "") -> list[str]:
+    return [c for c in cidrs if _valid(c, sink, where)]
 
 
 def _family_of(cidr: str) -> int:
@@ -182,10 +188,16 @@ class _Match:
 class _RuleCompiler:
     """Turns one rule into match lines for one table family."""
 
-    def __init__(self, state: UntrackedState, family: int, ipsets: dict[str, IpSetContent]) -> None:
+    def __init__(self, state: UntrackedState, family: int, ipsets: dict[str, IpSetContent],
+                 skipped: dict[SkipKey, Sink] | None = None) -> None:
         self.state = state
         self.family = family
         self.ipsets = ipsets
+        self.skipped: dict[SkipKey, Sink] = {} if skipped is None else skipped
+        self.policy = ""  # the policy whose rules are being compiled (where a skipped net is reported)
+
+    def _sink(self, key: SkipKey) -> Sink:
+        return self.skipped.setdefault(key, {})
 
     def compile(self, rule: Rule) -> list[_Match]:
         """One _Match per protocol copy; [] when the rule cannot match in this family."""
@@ -195,7 +207,7 @@ class _RuleCompiler:
         if references_missing_set(self.state, rule):
             return []
         for side in (rule.source, rule.destination):
-            if side.nets and not any(_family_of(c) == fam for c in _valid_nets(side.nets)):
+            if side.nets and not any(_family_of(c) == fam for c in _valid_nets(side.nets, *self._rule_sink("nets"))):
                 return []
         wants_ports = any(s.ports or s.not_ports for s in (rule.source, rule.destination))
         protos: list[int | None]
@@ -250,12 +262,15 @@ class _RuleCompiler:
                 return None
         return m
 
+    def _rule_sink(self, field: str) -> tuple[Sink, str]:
+        return self._sink(("policy", self.policy)), f"policy {self.policy} rule {field}"
+
     def _side(self, m: _Match, side: EntityMatch, flag: str, direction: str, proto: int | None) -> bool:
         fam = self.family
-        nets = sorted({_norm(c) for c in _valid_nets(side.nets) if _family_of(c) == fam})
+        nets = sorted({_norm(c) for c in _valid_nets(side.nets, *self._rule_sink("nets")) if _family_of(c) == fam})
         if side.nets:
             m.add([((flag, f"-{flag} {n}"),) for n in nets])
-        for n in sorted({_norm(c) for c in _valid_nets(side.not_nets) if _family_of(c) == fam}):
+        for n in sorted({_norm(c) for c in _valid_nets(side.not_nets, *self._rule_sink("notNets")) if _family_of(c) == fam}):
             m.add_negation(((flag, f"! -{flag} {n}"),), ((flag, f"-{flag} {n}"),))
         if side.sets:
             m.add([(("", f"-m set --match-set {self._ipset(s)} {direction}"),) for s in sorted(set(side.sets))])
@@ -274,11 +289,12 @@ class _RuleCompiler:
     def _ipset(self, set_id: str) -> str:
         name = names.ipset_name(self.family, set_id)
         if name not in self.ipsets:
-            self.ipsets[name] = IpSetContent(
-                name=name,
-                family="inet" if self.family == 4 else "inet6",
-                members=ipset_members(self.state.sets[set_id].cidrs, self.family),
-            )
+            members, bad = _members_and_skipped(self.state.sets[set_id].cidrs, self.family)
+            self.ipsets[name] = IpSetContent(name=name, family="inet" if self.family == 4 else "inet6", members=members)
+            if bad:
+                sink = self._sink(("set", set_id))
+                for value in bad:
+                    record(sink, value, f"not a CIDR (set {set_id})")
         return name
 
 
@@ -288,13 +304,19 @@ def _icmp_spec(type_: int, code: int | None) -> str:
 
 def ipset_members(cidrs: Iterable[str], family: int) -> frozenset[str]:
     """The family's CIDRs, normalised; /0 split in two /1s (hash:net cannot hold /0)."""
+    return _members_and_skipped(cidrs, family)[0]
+
+
+def _members_and_skipped(cidrs: Iterable[str], family: int) -> tuple[frozenset[str], tuple[object, ...]]:
+    """``ipset_members`` and the values skipped as not CIDRs."""
     if isinstance(cidrs, frozenset):
         return _canonical_members(cidrs, family)
-    return _members(cidrs, family)
+    sink: Sink = {}
+    return _members(cidrs, family, sink), tuple(sink)
 
 
 @lru_cache(maxsize=8)
-def _canonical_members(cidrs: frozenset[str], family: int) -> frozenset[str]:
+def _canonical_members(cidrs: frozenset[str], family: int) -> tuple[frozenset[str], tuple[object, ...]]:
     """Memoised for the sets of ``UntrackedState`` (canonical strings, host bits
     masked): the family is told by the text, and a set of one family keeps its
     very object, so an unchanged million-member set costs nothing downstream
@@ -308,13 +330,16 @@ def _canonical_members(cidrs: frozenset[str], family: int) -> frozenset[str]:
         mine = frozenset(c for c in cidrs if (":" in c) == v6)
     whole = "::/0" if v6 else "0.0.0.0/0"
     suspect = not "".join(mine).isascii() or any("%" in c for c in mine)
-    return _members(mine, family) if whole in mine or suspect else mine
+    if whole in mine or suspect:
+        sink: Sink = {}
+        return _members(mine, family, sink), tuple(sink)
+    return mine, ()
 
 
-def _members(cidrs: Iterable[str], family: int) -> frozenset[str]:
+def _members(cidrs: Iterable[str], family: int, sink: Sink | None = None) -> frozenset[str]:
     out: set[str] = set()
     for c in cidrs:
-        if not _valid(c):
+        if not _valid(c, sink):
             continue
         net = ipaddress.ip_network(c, strict=False)
         if net.version != family:
@@ -382,11 +407,12 @@ def _log_prefix(policy: str) -> str:
 
 
 class _TableRenderer:
-    def __init__(self, state: UntrackedState, family: int, marks: Marks, ipsets: dict[str, IpSetContent]) -> None:
+    def __init__(self, state: UntrackedState, family: int, marks: Marks, ipsets: dict[str, IpSetContent],
+                 skipped: dict[SkipKey, Sink] | None = None) -> None:
         self.state = state
         self.family = family
         self.marks = marks
-        self.compiler = _RuleCompiler(state, family, ipsets)
+        self.compiler = _RuleCompiler(state, family, ipsets, skipped)
         self.chains: dict[str, tuple[str, ...]] = {}
         self.policy_idents: dict[tuple[Direction, str], Policy] = {}
         self.probes: dict[str, bool] = {}  # deny-probe chain -> whether it has rules
@@ -446,8 +472,10 @@ class _TableRenderer:
         per port: every packet that is not failsafe walks this chain (Calico's nine
         default inbound ports cost nine rules per packet; grouped, two)."""
         groups: dict[tuple[int, str | None], list[int]] = {}
+        sink = self.compiler._sink(("failsafe", ""))
         for fp in entries:
-            if fp.protocol in PORT_PROTOCOLS and (fp.net is None or (_valid(fp.net) and _family_of(fp.net) == self.family)):
+            usable = fp.net is None or (_valid(fp.net, sink, "failsafe net") and _family_of(fp.net) == self.family)
+            if fp.protocol in PORT_PROTOCOLS and usable:
                 groups.setdefault((fp.protocol, fp.net), []).append(fp.port)
         matches = []
         for (protocol, net), ports in groups.items():
@@ -497,6 +525,7 @@ class _TableRenderer:
         name = names.deny_probe_chain(direction, ident)
         if name not in self.probes:
             chain = _Chain(name, RuleOrigin(None, direction.value, ident, None, "probe"))
+            self.compiler.policy = policy.name
             for index, rule in policy.numbered(direction):
                 if rule.action is Action.DENY:
                     chain.origin = replace(chain.origin, rule_index=index)
@@ -513,6 +542,7 @@ class _TableRenderer:
             return name
         mk = self.marks
         chain = _Chain(name, RuleOrigin(None, direction.value, ident, None, "action"))
+        self.compiler.policy = policy.name
         for index, rule in policy.numbered(direction):
             chain.origin = replace(chain.origin, rule_index=index)
             matches = self.compiler.compile(rule)
@@ -539,8 +569,9 @@ def render(state: UntrackedState, marks: Marks = DEFAULT_MARKS) -> RenderedRaw:
     tables: dict[int, TableContent] = {}
     line_origins: dict[tuple[int, str], tuple[RuleOrigin, ...]] = {}
     by_comment: dict[str, list[RuleOrigin]] = {}
+    skipped: dict[SkipKey, Sink] = {}
     for family in (4, 6):
-        renderer = _TableRenderer(state, family, marks, ipsets)
+        renderer = _TableRenderer(state, family, marks, ipsets, skipped)
         table = tables[family] = renderer.render()
         for chain, rules in table.chains.items():
             origins = line_origins[(family, chain)] = renderer.line_origins[chain]
@@ -555,7 +586,7 @@ def render(state: UntrackedState, marks: Marks = DEFAULT_MARKS) -> RenderedRaw:
             by_comment.setdefault(comment, []).append(RuleOrigin(None, direction, None, None, "hook"))
     merged = {comment: _merge_origins(found) for comment, found in by_comment.items()}
     return RenderedRaw(tables=tables, ipsets=dict(sorted(ipsets.items())), origins=merged,
-                       line_origins=line_origins)
+                       line_origins=line_origins, skipped={k: dict(v) for k, v in skipped.items() if v})
 
 
 def _merge_origins(found: Sequence[RuleOrigin]) -> RuleOrigin:

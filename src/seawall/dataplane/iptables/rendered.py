@@ -65,3 +65,6 @@ class RenderedRaw:
     origins: Mapping[str, RuleOrigin] = field(default_factory=dict)
     # (family, chain) -> the origin of each of its rules, in order (unambiguous)
     line_origins: Mapping[tuple[int, str], tuple[RuleOrigin, ...]] = field(default_factory=dict)
+    # values skipped as not CIDRs, by where they were found: ("set", set id),
+    # ("policy", policy name) or ("failsafe", "") -> {value: why}
+    skipped: Mapping[tuple[str, str], Mapping[object, str]] = field(default_factory=dict)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from seawall.dataplane.skipped import NONE, Skipped
+
 MODE = "iptables-raw"
 
 
@@ -21,6 +23,7 @@ class RawInterfaceReport:
     ipset_members: dict[str, int] = field(default_factory=dict)  # ipset name -> members, sets its rules use
     errors: list[str] = field(default_factory=list)
     drift_repaired: bool = False
+    skipped: Skipped = NONE  # values its rules or sets hold that are not CIDRs: not rendered
 
     @property
     def ok(self) -> bool:

@@ -174,11 +174,12 @@ class XdpDriver:
             self._interfaces.pop(item.name, None)
             pinned.close()
             reason = "no XDP mode available: " + "; ".join(skipped) + "; the iptables raw tier enforces"
-            return InterfaceReport(item.name, FALLBACK_MODE, reason, entries, tuple(errors))
+            return InterfaceReport(item.name, FALLBACK_MODE, reason, entries, tuple(errors), skipped=tables.skipped())
         self._interfaces[item.name] = _Interface(pinned, tables, current_mode, ifindex, frozenset(item.cidrs))
         better = [s for s in skipped if _is_better_than(s, current_mode)]
         reason = current_mode.value + (f" (faster modes not used: {'; '.join(better)})" if better else " (the fastest mode)")
-        return InterfaceReport(item.name, current_mode.value, reason, entries, tuple(errors), adopted=adopted, repaired=tuple(repaired))
+        return InterfaceReport(item.name, current_mode.value, reason, entries, tuple(errors), adopted=adopted, repaired=tuple(repaired),
+                               skipped=tables.skipped())
 
     def _sync(self, program: PinnedProgram, tables: BlocklistTables, have: frozenset[str],
               want: frozenset[str]) -> BlocklistTables:

@@ -19,6 +19,7 @@ from seawall.dataplane.xdp import libbpf
 from seawall.dataplane.xdp.reference import Outcome
 from seawall.dataplane.xdp.tables import (
     HASH_KINDS,
+    TOP_WORDS,
     V4_L1_WORDS,
     V6_L16_ENTRIES,
     Compiled,
@@ -29,11 +30,11 @@ from seawall.dataplane.xdp.tables import (
 
 SLOT_NAMES = ("a", "b")
 TABLE_MAPS = {kind: f"sw_{kind.value}" for kind in MapKind}
-KEY_SIZES = {MapKind.V4L1: 4, MapKind.V4L2: 4, MapKind.V6L16: 4, MapKind.V6MID: 8, MapKind.V6L64: 8,
+KEY_SIZES = {MapKind.TOP: 4, MapKind.V4L1: 4, MapKind.V4L2: 4, MapKind.V6L16: 4, MapKind.V6MID: 8, MapKind.V6L64: 8,
              MapKind.V6LONG: 20, MapKind.V6X: 16}
-VALUE_SIZES = {MapKind.V4L1: 8, MapKind.V4L2: 32, MapKind.V6L16: 4, MapKind.V6MID: 4, MapKind.V6L64: 4,
+VALUE_SIZES = {MapKind.TOP: 8, MapKind.V4L1: 8, MapKind.V4L2: 32, MapKind.V6L16: 4, MapKind.V6MID: 4, MapKind.V6L64: 4,
                MapKind.V6LONG: 4, MapKind.V6X: 4}
-ARRAY_ENTRIES = {MapKind.V4L1: V4_L1_WORDS, MapKind.V6L16: V6_L16_ENTRIES}
+ARRAY_ENTRIES = {MapKind.TOP: TOP_WORDS, MapKind.V4L1: V4_L1_WORDS, MapKind.V6L16: V6_L16_ENTRIES}
 FAILSAFE_INDEX = {6: 0, 17: 1}  # TCP, UDP
 _PORT_BITMAP_BYTES = 8192
 MAP_NAMES = (

@@ -9,8 +9,10 @@ Verdict, in order:
 2. IP header truncated or invalid                            -> PASS (MALFORMED)
 3. TCP/UDP whose L4 header is present with a destination
    port in the inbound failsafe list                         -> PASS (FAILSAFE)
-4. source inside a blocked CIDR                              -> DROP (DROP)
-5. otherwise                                                  -> PASS (PASS)
+4. IPv6 neighbour discovery (ICMPv6 types 133-137, hop limit
+   255, L4 header present), as ARP is never filtered         -> PASS (NEIGHBOUR)
+5. source inside a blocked CIDR                              -> DROP (DROP)
+6. otherwise                                                  -> PASS (PASS)
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ IPPROTO_ROUTING = 43
 IPPROTO_FRAGMENT = 44
 IPPROTO_AH = 51
 IPPROTO_DSTOPTS = 60
+IPPROTO_ICMPV6 = 58
+ND_TYPES = range(133, 138)  # router/neighbour solicitation and advertisement, redirect (RFC 4861)
+ND_HOP_LIMIT = 255  # RFC 4861: a node discards ND messages with any other hop limit
 IPV6_MAX_EXT_HEADERS = 6
 MAX_VLAN_TAGS = 2
 
@@ -44,6 +49,7 @@ class Outcome(enum.IntEnum):
     PASS = 2
     NOT_IP = 3
     MALFORMED = 4
+    NEIGHBOUR = 5
 
     @property
     def dropped(self) -> bool:
@@ -138,4 +144,8 @@ def _ipv6(frame: bytes, offset: int, blocklist: Blocklist) -> Outcome:
         (dport,) = struct.unpack_from("!H", frame, cursor + 2)
         if (next_header, dport) in blocklist.failsafe:
             return Outcome.FAILSAFE
+    hop_limit = frame[offset + 7]
+    if l4_present and next_header == IPPROTO_ICMPV6 and hop_limit == ND_HOP_LIMIT and len(frame) > cursor:
+        if frame[cursor] in ND_TYPES:
+            return Outcome.NEIGHBOUR
     return Outcome.DROP if blocklist.blocks(source) else Outcome.PASS

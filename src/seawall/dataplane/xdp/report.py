@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from seawall.dataplane.skipped import NONE, Skipped
+
 
 @dataclass(frozen=True, slots=True)
 class InterfaceReport:
@@ -16,6 +18,7 @@ class InterfaceReport:
     conflict: str | None = None
     adopted: bool = False
     repaired: tuple[str, ...] = ()
+    skipped: Skipped = NONE  # values of the blocklist that are not CIDRs: not in the maps
 
     @property
     def in_xdp(self) -> bool:

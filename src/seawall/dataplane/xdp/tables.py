@@ -2,10 +2,14 @@
 
 The BPF program (``bpf/blocklist.bpf.c``) looks a source address up in:
 
+* short prefixes, ``top``: an array of u64 words, one bit per block: words
+  0..3 per IPv4 /8 (prefixes /0../8), 4..1027 per IPv4 /16 (/9../16),
+  1028..1031 per IPv6 /8 (/0../8). A prefix touches at most 4 words, so a
+  /0 costs what a /32 costs to add or remove (and nothing below it moves).
 * IPv4, DIR-24-8: ``v4l1`` = 2 bits per /24 packed 32 per u64 word
-  (0 nothing, 1 whole /24 blocked, 2 consult ``v4l2``); ``v4l2`` = /24 ->
+  (0 nothing, 1 whole /24 blocked by a /17../24, 2 consult ``v4l2``); ``v4l2`` = /24 ->
   256-bit bitmap of blocked addresses for prefixes /25../32.
-* IPv6, stride-8 trie with fixed levels: ``v6l16`` (array, 65,536 entries),
+* IPv6 prefixes /9 and longer, stride-8 trie with fixed levels: ``v6l16`` (array, 65,536 entries),
   ``v6mid`` (/24../56, key = masked top 64 bits | level), ``v6l64``,
   ``v6long`` (/72../120) and ``v6x`` (exact /128). Node flags: BLOCKED,
   CHILDREN (a node one level down exists) and, on /64 nodes, EXACT (a /128
@@ -35,8 +39,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from seawall.dataplane.skipped import Sink, Skipped, record, summarize
+
 V4_SLOTS = 1 << 24  # one per /24
 V4_L1_WORDS = V4_SLOTS // 32
+TOP_V4_8, TOP_V4_16, TOP_V6_8, TOP_WORDS = 0, 4, 1028, 1032  # word offsets in ``top`` (see blocklist.bpf.c)
+V4_TOP8_MAX, V4_TOP16_MAX, V6_TOP_MAX = 8, 16, 8  # longest prefix each bitmap holds
+V4_L1_SHORTEST = V4_TOP16_MAX + 1  # v4l1 holds /17../24
 STATE_NONE, STATE_BLOCKED, STATE_L2 = 0, 1, 2
 V6_BLOCKED, V6_CHILDREN, V6_EXACT = 1, 2, 4
 V6_LEVELS = (16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120, 128)
@@ -49,6 +58,7 @@ _V6_LONG_KEY = struct.Struct("<I16s")
 
 
 class MapKind(enum.Enum):
+    TOP = "top"
     V4L1 = "v4l1"
     V4L2 = "v4l2"
     V6L16 = "v6l16"
@@ -59,7 +69,7 @@ class MapKind(enum.Enum):
 
     @property
     def is_array(self) -> bool:
-        return self in (MapKind.V4L1, MapKind.V6L16)
+        return self in (MapKind.TOP, MapKind.V4L1, MapKind.V6L16)
 
 
 HASH_KINDS = tuple(kind for kind in MapKind if not kind.is_array)
@@ -95,11 +105,13 @@ class CidrParseError(ValueError):
     pass
 
 
-def _skip(cidr: object, exc: Exception) -> None:
-    """A value that is not a CIDR never reaches the maps: skipped and logged
-    (the calculation drops and reports such values before they get here)."""
+def _skip(cidr: object, exc: Exception, sink: Sink | None = None) -> None:
+    """A value that is not a CIDR never reaches the maps: skipped, logged and
+    recorded in ``sink`` for the report (the calculation drops and reports such
+    values before they get here)."""
     text = repr(cidr)
     log.warning("XDP blocklist: skipped %s: %s", text if len(text) <= 80 else text[:77] + "...", exc)
+    record(sink, cidr, str(exc))
 
 
 def parse_cidr(text: str) -> tuple[int, int, int]:
@@ -144,6 +156,8 @@ class BlocklistTables:
             V6_CHILDREN: defaultdict(int), V6_EXACT: defaultdict(int),
         }
         self._cidrs: set[tuple[int, int, int]] = set()  # IPv6 only; IPv4 lives in _v4_by_len
+        self._v6_short_lengths = [0] * (V6_TOP_MAX + 1)  # IPv6 prefixes /0../8 held, per length
+        self._skipped: Sink = {}  # values given that are not CIDRs (never in the maps) -> why
 
     # ------------------------------------------------------------ queries
 
@@ -197,6 +211,10 @@ class BlocklistTables:
                 counts[_LEVEL_KIND[level]] += 1
         return counts
 
+    def skipped(self) -> Skipped:
+        """The values given (and not removed since) that are not CIDRs: bounded, for the report."""
+        return summarize(self._skipped)
+
     def family_counts(self) -> dict[str, int]:
         return {"ipv4": sum(map(len, self._v4_by_len)), "ipv6": len(self._cidrs)}
 
@@ -208,17 +226,20 @@ class BlocklistTables:
         v4: list[str] = []
         v6: list[str] = []
         for cidr in cidrs:
-            (v6 if ":" in cidr else v4).append(cidr)
+            (v6 if isinstance(cidr, str) and ":" in cidr else v4).append(cidr)
         tables._load_v4(v4)
         for cidr in v6:
             try:
                 family, network, length = parse_cidr(cidr)
             except CidrParseError as exc:
-                _skip(cidr, exc)
+                _skip(cidr, exc, tables._skipped)
                 continue
             if (family, network, length) not in tables._cidrs:
                 tables._cidrs.add((family, network, length))
-                tables._v6_add_counts(network, length, +1)
+                if length <= V6_TOP_MAX:  # short ones live in ``top`` only
+                    tables._v6_short_lengths[length] += 1
+                else:
+                    tables._v6_add_counts(network, length, +1)
         return tables
 
     def _load_v4(self, cidrs: list[str]) -> None:
@@ -244,7 +265,7 @@ class BlocklistTables:
                 try:
                     parse_cidr(cidr)
                 except CidrParseError as exc:
-                    _skip(cidr, exc)
+                    _skip(cidr, exc, self._skipped)
                     continue
                 good.append(cidr)
             if len(good) == len(cidrs):  # pragma: no cover - parse_cidr accepts what the fast path refused
@@ -261,19 +282,13 @@ class BlocklistTables:
     def _v4_rebuild(self) -> None:
         """Recompute every /24 state and bitmap with numpy (bulk path)."""
         state = np.zeros(V4_SLOTS, dtype=np.uint8)
-        for length in range(25):
+        for length in range(V4_L1_SHORTEST, 25):  # shorter prefixes live in ``top``
             networks = self._v4_by_len[length]
             if not networks:
                 continue
             starts = np.fromiter(networks, dtype=np.int64, count=len(networks)) >> 8
-            span = 1 << (24 - length)
-            if span == 1:
-                state[starts] = STATE_BLOCKED
-            elif span <= 256:
-                state[(starts[:, None] + np.arange(span)).ravel()] = STATE_BLOCKED
-            else:
-                for start in starts.tolist():
-                    state[start : start + span] = STATE_BLOCKED
+            span = 1 << (24 - length)  # 1..128 slots
+            state[(starts[:, None] + np.arange(span)).ravel()] = STATE_BLOCKED
         slots_parts, words_parts, bits_parts = [], [], []
         for length in range(25, 33):
             networks = self._v4_by_len[length]
@@ -313,8 +328,9 @@ class BlocklistTables:
                 keys, values = hashes[_LEVEL_KIND[level]]
                 keys.append(_v6_key(level, prefix))
                 values.append(_U32.pack(flags))
+        top = np.array([self._top_word(i) for i in range(TOP_WORDS)], dtype="<u8")
         return Compiled(
-            {MapKind.V4L1: words.astype("<u8").tobytes(), MapKind.V6L16: l16.tobytes()},
+            {MapKind.TOP: top.tobytes(), MapKind.V4L1: words.astype("<u8").tobytes(), MapKind.V6L16: l16.tobytes()},
             {kind: (b"".join(k), b"".join(v), len(v)) for kind, (k, v) in hashes.items()},
         )
 
@@ -325,16 +341,21 @@ class BlocklistTables:
         try:
             family, network, length = parse_cidr(cidr)
         except CidrParseError as exc:
-            _skip(cidr, exc)
+            _skip(cidr, exc, self._skipped)
             return []
         if self._has((family, network, length)):
             return []
         if family == 6:
             self._cidrs.add((family, network, length))
+            if length <= V6_TOP_MAX:
+                self._v6_short_lengths[length] += 1
+                return self._top_writes(_top_words(family, network, length))
             before = self._v6_snapshot(network, length)
             self._v6_add_counts(network, length, +1)
             return self._v6_writes(before)
         self._v4_by_len[length].add(network)
+        if length <= V4_TOP16_MAX:
+            return self._top_writes(_top_words(family, network, length))
         return self._v4_refresh(_v4_slots(network, length))
 
     def remove(self, cidr: str) -> list[Write]:
@@ -342,21 +363,58 @@ class BlocklistTables:
         try:
             family, network, length = parse_cidr(cidr)
         except CidrParseError:
+            try:
+                self._skipped.pop(cidr, None)
+            except TypeError:
+                self._skipped.pop(repr(cidr), None)
             return []
         if not self._has((family, network, length)):
             return []
         if family == 6:
             self._cidrs.discard((family, network, length))
+            if length <= V6_TOP_MAX:
+                self._v6_short_lengths[length] -= 1
+                return self._top_writes(_top_words(family, network, length))
             before = self._v6_snapshot(network, length)
             self._v6_add_counts(network, length, -1)
             return self._v6_writes(before)
         self._v4_by_len[length].discard(network)
+        if length <= V4_TOP16_MAX:
+            return self._top_writes(_top_words(family, network, length))
         return self._v4_refresh(_v4_slots(network, length))
+
+    def _top_word(self, index: int) -> int:
+        """Word ``index`` of ``top`` as the current prefixes imply it (at most 64
+        blocks x 9 lengths of set lookups)."""
+        if index < TOP_V4_16:
+            family, first, block_bits, lengths = 4, (index - TOP_V4_8) * 64, 8, range(V4_TOP8_MAX + 1)
+        elif index < TOP_V6_8:
+            family, first, block_bits, lengths = 4, (index - TOP_V4_16) * 64, 16, range(V4_TOP8_MAX + 1, V4_TOP16_MAX + 1)
+        else:
+            family, first, block_bits, lengths = 6, (index - TOP_V6_8) * 64, 8, range(V6_TOP_MAX + 1)
+        bits = 32 if family == 4 else 128
+        present = [length for length in lengths if self._short_present(family, length)]
+        word = 0
+        for offset in range(64):
+            block = (first + offset) << (bits - block_bits)
+            for length in present:
+                mask = ((1 << bits) - 1) ^ ((1 << (bits - length)) - 1)
+                if self._has((family, block & mask, length)):
+                    word |= 1 << offset
+                    break
+        return word
+
+    def _short_present(self, family: int, length: int) -> bool:
+        return bool(self._v4_by_len[length] if family == 4 else self._v6_short_lengths[length])
+
+    def _top_writes(self, words: range) -> list[Write]:
+        """The ``top`` words a short prefix covers, rewritten (they hold no pointers, so order is free)."""
+        return [Write(MapKind.TOP, _U32.pack(index), _U64.pack(self._top_word(index))) for index in words]
 
     def _v4_refresh(self, slots: range) -> list[Write]:
         """Recompute the given /24 slots; L2 writes before the L1 words that point
         at them, L1 words before the L2 deletes they stop pointing at."""
-        short_lengths = [length for length in range(25) if self._v4_by_len[length]]
+        short_lengths = [length for length in range(V4_L1_SHORTEST, 25) if self._v4_by_len[length]]
         long_lengths = [length for length in range(25, 33) if self._v4_by_len[length]]
         l2_sets: list[Write] = []
         l2_deletes: list[Write] = []
@@ -458,6 +516,17 @@ def _mask32(length: int) -> int:
     return (0xFFFFFFFF << (32 - length)) & 0xFFFFFFFF
 
 
+def _top_words(family: int, network: int, length: int) -> range:
+    """The ``top`` words a short prefix's blocks fall in (1..4 words)."""
+    if family == 6:
+        first, count, base = network >> 120, 1 << (V6_TOP_MAX - length), TOP_V6_8
+    elif length <= V4_TOP8_MAX:
+        first, count, base = network >> 24, 1 << (V4_TOP8_MAX - length), TOP_V4_8
+    else:
+        first, count, base = network >> 16, 1 << (V4_TOP16_MAX - length), TOP_V4_16
+    return range(base + (first >> 6), base + ((first + count - 1) >> 6) + 1)
+
+
 def _v4_slots(network: int, length: int) -> range:
     start = network >> 8
     return range(start, start + (1 << (24 - length))) if length <= 24 else range(start, start + 1)
@@ -473,11 +542,8 @@ def _pack_words(states: np.ndarray) -> np.ndarray:
 def _v6_paths(network: int, length: int) -> Iterator[tuple[tuple[int, int], list[tuple[tuple[int, int], int]]]]:
     """For each node a prefix expands to: (node, [(ancestor node, flag it needs)]).
 
-    Nodes are (level in bits, prefix of that many bits). A /0 is two /1s."""
-    if length == 0:
-        yield from _v6_paths(0, 1)
-        yield from _v6_paths(1 << 127, 1)
-        return
+    Nodes are (level in bits, prefix of that many bits); ``length`` >= 9
+    (shorter prefixes live in ``top``)."""
     level = next(level for level in V6_LEVELS if level >= length)
     spare = level - length
     base = network >> (128 - level)

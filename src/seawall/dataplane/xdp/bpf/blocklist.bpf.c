@@ -10,17 +10,26 @@
  *   3. TCP/UDP with a destination port in sw_failsafe            -> PASS  (OUT_FAILSAFE)
  *      (only when the L4 header is present: not for non-first fragments, not
  *      when the frame ends inside the ports; a *source* port never exempts)
- *   4. source address in a blocked CIDR of the active slot       -> DROP  (OUT_DROP)
- *   5. otherwise                                                  -> PASS  (OUT_PASS)
+ *   4. IPv6 neighbour discovery: ICMPv6 type 133..137 with hop
+ *      limit 255 and the L4 header present (ARP, which is not IP,
+ *      passes at step 1; without this a blocked IPv6 source could
+ *      never resolve us, so failsafe ports would not work for it)  -> PASS  (OUT_NEIGHBOUR)
+ *   5. source address in a blocked CIDR of the active slot       -> DROP  (OUT_DROP)
+ *   6. otherwise                                                  -> PASS  (OUT_PASS)
  *
  * Flat-cost lookup structures, double-buffered (slot a / b, sw_cfg.active):
+ *   Short prefixes, sw_top_* (an array of u64 words, bit per block): words
+ *     0..3 one bit per IPv4 /8 (prefixes /0../8), words 4..1027 one bit per
+ *     IPv4 /16 (prefixes /9../16), words 1028..1031 one bit per IPv6 /8
+ *     (prefixes /0../8). A prefix sets at most 256 bits in at most 4 words,
+ *     so adding or removing a /0 costs what a /32 costs.
  *   IPv4 "DIR-24-8": sw_v4l1_* is a direct-indexed array holding 2 bits per /24
- *     (0 = nothing, 1 = whole /24 blocked by a prefix of length <= 24,
+ *     (0 = nothing, 1 = whole /24 blocked by a prefix of length /17../24,
  *      2 = look at sw_v4l2_*), packed 32 per u64; sw_v4l2_* maps a /24 to a
  *     256-bit bitmap of its blocked addresses (prefixes /25../32).
  *     Cost: one inlined array access, plus one hash lookup for /24s that hold
  *     longer prefixes.
- *   IPv6, a stride-8 trie with fixed levels: /16 in sw_v6l16_* (a direct
+ *   IPv6, a stride-8 trie with fixed levels (prefixes /9 and longer): /16 in sw_v6l16_* (a direct
  *     array of 65,536 entries); /24../56 in sw_v6mid_* (key: the top 64 bits
  *     masked to the level, with the level in the low byte); /64 in
  *     sw_v6l64_*; /128 addresses in sw_v6x_* (exact); the rare /72../120 in
@@ -42,6 +51,7 @@
 #include <linux/in.h>
 #include <linux/ip.h>
 #include <linux/ipv6.h>
+#include <linux/in6.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "ethernet.h"
@@ -51,7 +61,12 @@
 #define OUT_PASS 2
 #define OUT_NOT_IP 3
 #define OUT_MALFORMED 4
-#define OUT_COUNT 5
+#define OUT_NEIGHBOUR 5
+#define OUT_COUNT 6
+
+#define ND_TYPE_FIRST 133 /* router solicitation */
+#define ND_TYPE_LAST 137 /* redirect */
+#define ND_HOP_LIMIT 255
 
 #define V4_STATE_NONE 0
 #define V4_STATE_BLOCKED 1
@@ -60,6 +75,11 @@
 #define V6_BLOCKED 1
 #define V6_CHILDREN 2
 #define V6_EXACT 4
+
+#define TOP_V4_8 0 /* 256 bits: one per IPv4 /8 */
+#define TOP_V4_16 4 /* 65,536 bits: one per IPv4 /16 */
+#define TOP_V6_8 1028 /* 256 bits: one per IPv6 /8 */
+#define TOP_WORDS 1032
 
 #define V4_L1_ENTRIES (1 << 19) /* 2^24 /24s, 32 per u64 */
 /* Hash map sizes as compiled; the driver sizes each map to its set at load
@@ -108,6 +128,13 @@ struct {
 	__type(key, __u32);
 	__type(value, struct config);
 } sw_cfg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TOP_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} sw_top_a SEC(".maps"), sw_top_b SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -212,14 +239,27 @@ static __always_inline int is_failsafe(__u8 proto, __u16 dport_host)
 	return (ports->w[(dport_host >> 6) & 1023] >> (dport_host & 63)) & 1;
 }
 
-static __always_inline int v4_lookup(void *l1, void *l2, __u32 addr)
+/* Bit ``bit`` of word ``word`` of the short-prefix bitmaps. */
+static __always_inline int top_bit(void *top, __u32 word, __u32 bit)
+{
+	__u64 *w = bpf_map_lookup_elem(top, &word);
+
+	return w ? (*w >> (bit & 63)) & 1 : 0;
+}
+
+static __always_inline int v4_lookup(void *top, void *l1, void *l2, __u32 addr)
 {
 	__u32 slot24 = addr >> 8;
 	__u32 index = slot24 >> 5;
 	__u32 shift = (slot24 & 31) * 2;
-	__u64 *word = bpf_map_lookup_elem(l1, &index);
+	__u64 *word;
 	__u32 state;
 
+	if (top_bit(top, TOP_V4_8 + (addr >> 30), addr >> 24))
+		return 1;
+	if (top_bit(top, TOP_V4_16 + (addr >> 22), addr >> 16))
+		return 1;
+	word = bpf_map_lookup_elem(l1, &index);
 	if (!word)
 		return 0;
 	state = (*word >> shift) & 3;
@@ -246,24 +286,27 @@ static __always_inline int v6_step(__u32 *flags)
 	return (*flags & V6_CHILDREN) ? -1 : 0;
 }
 
-static __always_inline int v6_lookup(void *l16, void *mid, void *l64, void *exact, void *lng, const __u8 *saddr)
+static __always_inline int v6_lookup(void *top, void *l16, void *mid, void *l64, void *exact, void *lng,
+				     const __u8 *saddr)
 {
-	__u64 top = 0, key;
+	__u64 high = 0, key;
 	__u32 index, *flags;
 	struct v6key long_key = {};
 	int step;
 
+	if (top_bit(top, TOP_V6_8 + (saddr[0] >> 6), saddr[0]))
+		return 1;
 #pragma unroll
 	for (int i = 0; i < 8; i++)
-		top = (top << 8) | saddr[i];
+		high = (high << 8) | saddr[i];
 
-	index = top >> 48;
+	index = high >> 48;
 	step = v6_step(bpf_map_lookup_elem(l16, &index));
 	if (step >= 0)
 		return step;
 	/* Blocklists are mostly /64s and /128s: look at the /64 node first, so
 	 * those hits cost two lookups instead of a walk through /24../56. */
-	key = top;
+	key = high;
 	flags = bpf_map_lookup_elem(l64, &key);
 	if (flags) {
 		if (*flags & V6_BLOCKED)
@@ -273,7 +316,7 @@ static __always_inline int v6_lookup(void *l16, void *mid, void *l64, void *exac
 	}
 #pragma unroll
 	for (int level = 24; level <= 56; level += 8) {
-		key = (top & ~((1ULL << (64 - level)) - 1)) | level;
+		key = (high & ~((1ULL << (64 - level)) - 1)) | level;
 		step = v6_step(bpf_map_lookup_elem(mid, &key));
 		if (step >= 0)
 			return step;
@@ -325,9 +368,9 @@ static __always_inline int handle_ipv4(struct xdp_md *ctx, void *l3, void *end)
 	saddr = bpf_ntohl(ip->saddr);
 	cfg = config();
 	if (cfg && cfg->active)
-		blocked = v4_lookup(&sw_v4l1_b, &sw_v4l2_b, saddr);
+		blocked = v4_lookup(&sw_top_b, &sw_v4l1_b, &sw_v4l2_b, saddr);
 	else
-		blocked = v4_lookup(&sw_v4l1_a, &sw_v4l2_a, saddr);
+		blocked = v4_lookup(&sw_top_a, &sw_v4l1_a, &sw_v4l2_a, saddr);
 	if (!blocked)
 		return account(ctx, OUT_PASS, XDP_PASS);
 	hit.addr[10] = 0xff;
@@ -394,13 +437,19 @@ static __always_inline int handle_ipv6(struct xdp_md *ctx, void *l3, void *end)
 		if ((void *)(ports + 2) <= end && is_failsafe(next, bpf_ntohs(ports[1])))
 			return account(ctx, OUT_FAILSAFE, XDP_PASS);
 	}
+	if (l4_present && next == IPPROTO_ICMPV6 && ip6->hop_limit == ND_HOP_LIMIT) {
+		__u8 *icmp6 = cursor;
+
+		if ((void *)(icmp6 + 1) <= end && icmp6[0] >= ND_TYPE_FIRST && icmp6[0] <= ND_TYPE_LAST)
+			return account(ctx, OUT_NEIGHBOUR, XDP_PASS);
+	}
 
 	__builtin_memcpy(saddr, &ip6->saddr, 16);
 	cfg = config();
 	if (cfg && cfg->active)
-		blocked = v6_lookup(&sw_v6l16_b, &sw_v6mid_b, &sw_v6l64_b, &sw_v6x_b, &sw_v6long_b, saddr);
+		blocked = v6_lookup(&sw_top_b, &sw_v6l16_b, &sw_v6mid_b, &sw_v6l64_b, &sw_v6x_b, &sw_v6long_b, saddr);
 	else
-		blocked = v6_lookup(&sw_v6l16_a, &sw_v6mid_a, &sw_v6l64_a, &sw_v6x_a, &sw_v6long_a, saddr);
+		blocked = v6_lookup(&sw_top_a, &sw_v6l16_a, &sw_v6mid_a, &sw_v6l64_a, &sw_v6x_a, &sw_v6long_a, saddr);
 	if (!blocked)
 		return account(ctx, OUT_PASS, XDP_PASS);
 	__builtin_memcpy(hit.addr, saddr, 16);
