@@ -81,6 +81,32 @@ class RuleMetadata(_Strict):
     annotations: dict[str, str] | None = None
 
 
+class ServiceAccountMatch(_Strict):
+    """Calico's ``serviceAccounts``: service accounts by name and/or by label selector."""
+
+    names: list[str] | None = None
+    selector: str | None = None
+
+
+class ServiceMatch(_Strict):
+    """Calico's ``services``: the endpoints of one Kubernetes service."""
+
+    name: str | None = None
+    namespace: str | None = None
+
+
+class HTTPPath(_Strict):
+    exact: str | None = None
+    prefix: str | None = None
+
+
+class HTTPMatch(_Strict):
+    """Calico's ``http`` (application layer policy): methods and paths."""
+
+    methods: list[str] | None = None
+    paths: list[HTTPPath] | None = None
+
+
 class EntityRule(_Strict):
     nets: list[str] | None = None
     notNets: list[str] | None = None
@@ -88,12 +114,11 @@ class EntityRule(_Strict):
     notSelector: str | None = None
     ports: list[IntOrStr] | None = None
     notPorts: list[IntOrStr] | None = None
-    # Calico fields that only mean something for Kubernetes workloads: accepted by
-    # the parser so the validator can refuse them with a reason instead of
-    # "unknown field".
-    namespaceSelector: Any = None
-    serviceAccounts: Any = None
-    services: Any = None
+    # Calico fields that mean something for Kubernetes workloads; accepted and
+    # enforced with Calico's meaning (on host endpoints they normally match nothing).
+    namespaceSelector: str | None = None
+    serviceAccounts: ServiceAccountMatch | None = None
+    services: ServiceMatch | None = None
 
 
 class Rule(_Strict):
@@ -106,7 +131,7 @@ class Rule(_Strict):
     source: EntityRule | None = None
     destination: EntityRule | None = None
     metadata: RuleMetadata | None = None
-    http: Any = None
+    http: HTTPMatch | None = None
 
 
 class EndpointPort(_Strict):
@@ -138,8 +163,8 @@ class GlobalNetworkPolicySpec(_Strict):
     preDNAT: bool | None = None
     applyOnForward: bool | None = None
     performanceHints: list[str] | None = None
-    namespaceSelector: Any = None
-    serviceAccountSelector: Any = None
+    namespaceSelector: str | None = None
+    serviceAccountSelector: str | None = None
 
 
 class ProtoPort(_Strict):

@@ -17,6 +17,7 @@ from seawall.api import models
 from seawall.api.cidr import CidrError, ParsedNet, check_set_nets, parse_net
 from seawall.api.durations import parse_duration
 from seawall.api.errors import FieldError, Warning_
+from seawall.api.felix import unenforced_fields
 from seawall.api.names import (
     check_interface_name,
     check_label_key,
@@ -26,7 +27,8 @@ from seawall.api.names import (
     check_subdomain_name,
 )
 from seawall.api.protocols import PORT_PROTOCOLS, protocol_number
-from seawall.selector import SelectorSyntaxError, parse
+from seawall.selector import Global, Node, Selector, SelectorSyntaxError, parse
+from seawall.selector.scoping import entity_selector, policy_selector, service_account_scope
 
 ACTIONS = ("Allow", "Deny", "Log", "Pass")
 POLICY_TYPES = ("Ingress", "Egress")
@@ -182,9 +184,7 @@ def _check_policy(resource: models.GlobalNetworkPolicy, out: _Collector) -> None
         out.error("spec.order", "order must be a finite number", spec.order)
     if spec.selector:
         _check_selector("spec.selector", spec.selector, out)
-    for field in ("namespaceSelector", "serviceAccountSelector"):
-        if getattr(spec, field) is not None:
-            out.error(f"spec.{field}", "selects Kubernetes workloads; Seawall enforces host endpoint policy only", getattr(spec, field))
+    _check_policy_scoping(spec, out)
     for index, hint in enumerate(spec.performanceHints or []):
         if hint != "AssumeNeededOnEveryNode":
             out.error(f"spec.performanceHints[{index}]", "unknown performance hint (expected 'AssumeNeededOnEveryNode')", hint)
@@ -210,7 +210,7 @@ def _check_policy(resource: models.GlobalNetworkPolicy, out: _Collector) -> None
             out.error("spec.types", "PreDNAT PolicySpec cannot have 'egress' Type")
     for direction in ("ingress", "egress"):
         for index, rule in enumerate(getattr(spec, direction) or []):
-            _check_rule(f"spec.{direction}[{index}]", rule, out)
+            _check_rule(f"spec.{direction}[{index}]", rule, out, direction)
     if not spec.doNotTrack:
         out.warn(
             "spec.doNotTrack",
@@ -218,25 +218,89 @@ def _check_policy(resource: models.GlobalNetworkPolicy, out: _Collector) -> None
         )
 
 
-def _check_selector(path: str, text: str, out: _Collector, *, allow_global: bool = False) -> None:
+def _check_selector(path: str, text: str, out: _Collector, *, allow_global: bool = False) -> Selector | None:
     try:
         selector = parse(text)
     except SelectorSyntaxError as exc:
         caret = "\n".join("    " + line for line in exc.caret_lines())
         out.error(path, f"invalid selector: {exc.reason} at position {exc.position}", text, detail=caret)
-        return
+        return None
     if selector.uses_global() and not allow_global:
         out.error(path, "global() can only be used in an EntityRule namespaceSelector", text)
+        return None
+    return selector
 
 
-def _check_rule(path: str, rule: models.Rule, out: _Collector) -> None:
+def _scoped(path: str, text: str, build: Callable[[], Node], out: _Collector) -> str | None:
+    """The canonical effective selector ``build`` makes, or None (error reported)
+    when a prefixed label name grows past Calico's 512-character limit."""
+    try:
+        return Selector(build()).canonical
+    except ValueError as exc:
+        out.error(path, f"invalid selector once scoped: {exc}", text)
+        return None
+
+
+POLICY_NAMESPACE_WARNING = (
+    "selects Kubernetes namespaces: the policy applies only to endpoints in a selected namespace; "
+    "host endpoints are in none, so this policy applies to no host endpoint here"
+)
+POLICY_SERVICE_ACCOUNT_WARNING = (
+    "selects Kubernetes service accounts: the policy applies only to endpoints running as a selected "
+    "service account; host endpoints have none, so this policy applies to no host endpoint here"
+)
+
+
+def _check_policy_scoping(spec: models.GlobalNetworkPolicySpec, out: _Collector) -> None:
+    """spec.namespaceSelector / spec.serviceAccountSelector: Calico AND's them
+    (labels prefixed pcns. / pcsa.) into the policy's selector."""
+    parsed: dict[str, Selector] = {}
+    for field, why in (("namespaceSelector", POLICY_NAMESPACE_WARNING),
+                       ("serviceAccountSelector", POLICY_SERVICE_ACCOUNT_WARNING)):
+        text = getattr(spec, field)
+        if not text:
+            continue
+        selector = _check_selector(f"spec.{field}", text, out)
+        if selector is not None:
+            parsed[field] = selector
+            out.warn(f"spec.{field}", why)
+    if not parsed:
+        return
+    try:
+        base = parse(spec.selector or "").root
+    except SelectorSyntaxError:
+        return  # already reported
+    ns, sa = parsed.get("namespaceSelector"), parsed.get("serviceAccountSelector")
+    _scoped("spec.selector", spec.selector or "", lambda: policy_selector(
+        base, namespace_selector=ns.root if ns else None, service_account_selector=sa.root if sa else None), out)
+
+
+HTTP_WARNING = (
+    "matches HTTP methods/paths, which needs Calico's application layer policy (an L7 proxy); "
+    "Seawall sees only L3/L4, so this rule never matches here (it allows nothing)"
+)
+
+
+def _check_http(path: str, rule: models.Rule, protocol: int | None, out: _Collector) -> None:
+    if rule.http is None:
+        return
+    if rule.action != "Allow":
+        out.error(f"{path}.http", "only valid for Allow rules")
+    if rule.protocol is not None and protocol is not None and protocol != 6:
+        out.error(f"{path}.protocol", "rules that specify HTTP fields must set protocol to TCP or empty", rule.protocol)
+    for index, entry in enumerate(rule.http.paths or []):
+        if (entry.exact is None) == (entry.prefix is None):
+            out.error(f"{path}.http.paths[{index}]", "a path must set exactly one of exact or prefix")
+    out.warn(f"{path}.http", HTTP_WARNING)
+
+
+def _check_rule(path: str, rule: models.Rule, out: _Collector, direction: str = "ingress") -> None:
     if rule.action not in ACTIONS:
         out.error(f"{path}.action", "action must be one of Allow, Deny, Log, Pass", rule.action)
     if rule.ipVersion is not None and rule.ipVersion not in (4, 6):
         out.error(f"{path}.ipVersion", "ipVersion must be 4 or 6", rule.ipVersion)
-    if rule.http is not None:
-        out.error(f"{path}.http", "HTTP match needs an application-layer proxy; Seawall enforces L3/L4 host policy only", rule.http)
     protocol = _check_protocol(f"{path}.protocol", rule.protocol, out)
+    _check_http(path, rule, protocol, out)
     _check_protocol(f"{path}.notProtocol", rule.notProtocol, out)
     _check_icmp(path, rule, protocol, out)
     families: set[int] = set()
@@ -244,6 +308,7 @@ def _check_rule(path: str, rule: models.Rule, out: _Collector) -> None:
         entity = getattr(rule, side)
         if entity is not None:
             families |= _check_entity(f"{path}.{side}", entity, protocol, rule.ipVersion, out)
+            _check_workload_fields(f"{path}.{side}", entity, out, ingress_destination=(direction, side) == ("ingress", "destination"))
     if len(families) > 1:
         out.error(path, "rule contains both IPv4 and IPv6 CIDRs")
     if rule.action == "Deny":
@@ -254,8 +319,9 @@ def _check_rule(path: str, rule: models.Rule, out: _Collector) -> None:
                 out.error(f"{path}.metadata.annotations.{key}", reason, key)
 
 
-_MATCH_FIELDS = ("protocol", "notProtocol", "icmp", "notICMP", "ipVersion")
-_ENTITY_FIELDS = ("nets", "notNets", "selector", "notSelector", "ports", "notPorts")
+_MATCH_FIELDS = ("protocol", "notProtocol", "icmp", "notICMP", "ipVersion", "http")
+_ENTITY_FIELDS = ("nets", "notNets", "selector", "notSelector", "ports", "notPorts",
+                  "namespaceSelector", "serviceAccounts", "services")
 
 
 def _warn_deny_rule(path: str, rule: models.Rule, out: _Collector) -> None:
@@ -328,15 +394,67 @@ def _check_entity(
         for index, port in enumerate(ports):
             if reason := _check_port(port):
                 out.error(f"{path}.{field}[{index}]", reason, port)
-    for field, why in (
-        ("namespaceSelector", "selects Kubernetes namespaces"),
-        ("serviceAccounts", "matches Kubernetes service accounts"),
-        ("services", "matches Kubernetes services"),
-    ):
-        value = getattr(entity, field)
-        if value is not None:
-            out.error(f"{path}.{field}", f"{why}; Seawall enforces host endpoint policy only", value)
     return families
+
+
+NAMESPACE_WARNING = (
+    "namespaceSelector selects Kubernetes namespaces; no host endpoint or GlobalNetworkSet is in one, "
+    "so this rule matches nothing here"
+)
+SERVICE_ACCOUNTS_WARNING = (
+    "serviceAccounts matches Kubernetes service accounts; no host endpoint or GlobalNetworkSet has one, "
+    "so this rule matches nothing here"
+)
+SERVICES_WARNING = (
+    "services matches the endpoints of a Kubernetes service; there are none here, "
+    "so this rule matches nothing (it is ignored)"
+)
+
+
+def _check_workload_fields(path: str, entity: models.EntityRule, out: _Collector, *, ingress_destination: bool) -> None:
+    """namespaceSelector, serviceAccounts, services: Calico's checks, and a warning
+    saying what each means on host endpoints."""
+    ns: Selector | None = None
+    if entity.namespaceSelector:
+        ns = _check_selector(f"{path}.namespaceSelector", entity.namespaceSelector, out, allow_global=True)
+        if ns is not None and ns.uses_global() and not isinstance(ns.root, Global):
+            out.error(f"{path}.namespaceSelector", "global() cannot be combined with other selectors", entity.namespaceSelector)
+            ns = None
+    sa_selector: Selector | None = None
+    sa = entity.serviceAccounts
+    if sa is not None and sa.selector:
+        sa_selector = _check_selector(f"{path}.serviceAccounts.selector", sa.selector, out)
+    if ns is not None or (sa is not None and (sa_selector is not None or sa.names)):
+        try:
+            selector = parse(entity.selector or "").root if entity.selector else None
+        except SelectorSyntaxError:
+            selector = None  # already reported
+        names = tuple(sa.names or ()) if sa is not None else ()
+        canonical = _scoped(f"{path}.selector", entity.selector or "", lambda: _entity_node(selector, ns, sa_selector, names), out)
+        effective = f" (effective selector {canonical})" if canonical else ""
+        if ns is not None and not isinstance(ns.root, Global):
+            out.warn(f"{path}.namespaceSelector", NAMESPACE_WARNING + effective)
+        if sa is not None and (sa_selector is not None or sa.names):
+            out.warn(f"{path}.serviceAccounts", SERVICE_ACCOUNTS_WARNING + effective)
+    services = entity.services
+    if services is not None:
+        if entity.ports or entity.notPorts:
+            out.error(f"{path}.ports" if entity.ports else f"{path}.notPorts", "cannot specify ports with a service selector")
+        if ingress_destination:
+            out.error(f"{path}.services", "not allowed in ingress rule destination")
+        if not services.namespace:
+            out.error(f"{path}.services.namespace", "must specify a namespace")
+        out.warn(f"{path}.services", SERVICES_WARNING)
+
+
+def _entity_node(selector: Node | None, ns: Selector | None, sa: Selector | None, names: tuple[str, ...]) -> Node:
+    node = entity_selector(
+        selector,
+        namespace_selector=ns.root if ns is not None else None,
+        service_accounts=service_account_scope(sa.root if sa is not None else None, names),
+    )
+    assert node is not None  # there is a namespace or service-account scope
+    return node
 
 
 def _check_port(port: int | str) -> str | None:
@@ -372,6 +490,9 @@ def _is_host_address(value: str) -> bool:
 
 def _check_felix_configuration(resource: models.FelixConfiguration, out: _Collector) -> None:
     spec = resource.spec
+    stored = unenforced_fields(spec)
+    if stored:
+        out.warn("spec", f"stored, not enforced by Seawall: {', '.join(stored)}")
     for field in ("xdpRefreshInterval", "iptablesRefreshInterval"):
         value = getattr(spec, field)
         if value is not None:

@@ -14,6 +14,16 @@ Choices worth knowing:
   dangling reference is) and a warning names it.
 * ``types`` decides which directions of a policy apply; without ``types``, a
   direction applies if it has rules.
+* Workload-only Calico fields keep Calico's meaning (``selector.scoping``): an
+  EntityRule's ``namespaceSelector`` / ``serviceAccounts`` are AND'ed (labels
+  prefixed ``pcns.`` / ``pcsa.``) into its selector, so the set normally holds
+  nothing, except ``namespaceSelector: global()`` (``!has(projectcalico.org/namespace)``),
+  which selects every GlobalNetworkSet and host endpoint; a policy's
+  ``spec.namespaceSelector`` / ``serviceAccountSelector`` scope its endpoint
+  selector likewise. A rule with ``services`` (no Kubernetes service has
+  endpoints here) or ``http`` (Seawall cannot see HTTP) matches nothing and is
+  dropped. Each is said in ``warnings`` and, with the FelixConfiguration fields
+  stored but not enforced, in ``stored_only``.
 * Only interfaces with at least one doNotTrack policy appear in
   ``untracked.interfaces``; only those with ingress rules appear in
   ``xdp.interfaces`` (even with no eligible CIDR, so the program stays
@@ -29,7 +39,7 @@ from functools import lru_cache
 from typing import Any
 
 from seawall.api import models
-from seawall.api.felix import EffectiveFelixConfig, config_name_for_node, effective_config
+from seawall.api.felix import EffectiveFelixConfig, config_name_for_node, effective_config, unenforced_fields
 from seawall.api.protocols import protocol_number
 from seawall.calc.eligibility import RuleDecision, interface_eligibility, parse_cidr
 from seawall.calc.memo import CalcMemo, NoMemo
@@ -49,6 +59,7 @@ from seawall.policy.model import (
     policy_sort_key,
 )
 from seawall.selector import Selector, parse
+from seawall.selector.scoping import entity_selector, policy_selector, service_account_scope
 
 FAILSAFE_PROTOCOLS = {"TCP": 6, "UDP": 17, "SCTP": 132}
 LOOPBACK = "lo"
@@ -75,6 +86,7 @@ class DesiredState:
     not_enforced: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     invalid: tuple[tuple[str, str, str], ...] = ()
+    stored_only: tuple[str, ...] = ()  # what is stored but not enforced / never matches here (also in warnings)
 
     def decisions_for(self, interface: str) -> InterfaceDecisions | None:
         return next((d for d in self.decisions if d.name == interface), None)
@@ -83,6 +95,55 @@ class DesiredState:
 @lru_cache(maxsize=4096)
 def _selector(text: str | None) -> Selector:
     return parse(text or "")
+
+
+@lru_cache(maxsize=4096)
+def _scoped_selector(selector: str, namespace: str, account_selector: str, account_names: tuple[str, ...],
+                     has_accounts: bool) -> Selector | None:
+    accounts = (service_account_scope(parse(account_selector).root if account_selector else None, account_names)
+                if has_accounts else None)
+    node = entity_selector(
+        parse(selector).root if selector else None,
+        namespace_selector=parse(namespace).root if namespace else None,
+        service_accounts=accounts,
+    )
+    return Selector(node) if node is not None else None
+
+
+def effective_selector(entity: models.EntityRule) -> Selector | None:
+    """An EntityRule's selector as Calico compiles it: ``selector`` scoped by its
+    ``namespaceSelector`` and ``serviceAccounts`` (None: no selector)."""
+    accounts = entity.serviceAccounts
+    return _scoped_selector(
+        entity.selector or "",
+        entity.namespaceSelector or "",
+        (accounts.selector or "") if accounts is not None else "",
+        tuple(accounts.names or ()) if accounts is not None else (),
+        accounts is not None,
+    )
+
+
+def is_scoped(entity: models.EntityRule) -> bool:
+    """True when namespaceSelector or serviceAccounts changed the entity's selector."""
+    accounts = entity.serviceAccounts
+    return bool(entity.namespaceSelector) or (accounts is not None and bool(accounts.selector or accounts.names))
+
+
+@lru_cache(maxsize=1024)
+def _policy_selector(selector: str, namespace: str, account: str) -> Selector:
+    if not namespace and not account:
+        return _selector(selector)
+    return Selector(policy_selector(
+        parse(selector).root if selector else None,
+        namespace_selector=parse(namespace).root if namespace else None,
+        service_account_selector=parse(account).root if account else None,
+    ))
+
+
+def effective_policy_selector(spec: models.GlobalNetworkPolicySpec) -> Selector:
+    """A policy's endpoint selector as Calico compiles it: ``selector`` AND'ed with
+    its ``namespaceSelector`` / ``serviceAccountSelector`` scopes."""
+    return _policy_selector(spec.selector or "", spec.namespaceSelector or "", spec.serviceAccountSelector or "")
 
 
 def _labels(resource: models._Resource) -> Mapping[str, str]:
@@ -226,6 +287,7 @@ class _Translator:
     def __init__(self, snapshot: Snapshot, warnings: list[str], memo: CalcMemo) -> None:
         self.snapshot = snapshot
         self.warnings = warnings
+        self.stored_only: list[str] = []
         self.memo = memo
         self.sets: dict[str, CidrSet] = {}
         self._reported: set[tuple[str, str]] = set()
@@ -252,8 +314,12 @@ class _Translator:
         self._report("HostEndpoint", name, "expectedIPs", bad)
         return members
 
-    def set_for(self, text: str) -> str:
-        selector = _selector(text)
+    def _stored_only(self, message: str) -> None:
+        self.warnings.append(message)
+        self.stored_only.append(message)
+
+    def set_for(self, text: str | Selector) -> str:
+        selector = text if isinstance(text, Selector) else _selector(text)
         set_id = selector.unique_id()
         if set_id not in self.sets:
             sources: list[models.GlobalNetworkSet | models.HostEndpoint] = [*self.snapshot.gns.values(), *self.snapshot.hep.values()]
@@ -300,6 +366,11 @@ class _Translator:
         """The match, or why the rule cannot be translated (it is then ignored)."""
         if entity is None:
             return EntityMatch()
+        if entity.services is not None:
+            service = f"{entity.services.namespace or ''}/{entity.services.name or ''}"
+            self._stored_only(f"GlobalNetworkPolicy {policy}: {where}.services: matches the endpoints of Kubernetes "
+                              f"service {service}; there are none here, so the rule matches nothing and is ignored")
+            return ""
         ports = self.ports(entity.ports)
         not_ports = self.ports(entity.notPorts)
         if ports is None or not_ports is None:
@@ -308,16 +379,28 @@ class _Translator:
         if nets is None:
             return ""  # already reported
         not_nets = self.nets(entity.notNets, policy, f"{where}.notNets", negated=True)
+        selector = effective_selector(entity)
+        set_id = self.set_for(selector) if selector is not None else None
+        sets = (set_id,) if set_id is not None else ()
+        if selector is not None and set_id is not None and is_scoped(entity) and not self.sets[set_id].cidrs:
+            fields = " and ".join(f for f in ("namespaceSelector", "serviceAccounts") if getattr(entity, f))
+            self._stored_only(
+                f"GlobalNetworkPolicy {policy}: {where}: {fields} (Kubernetes only) make the effective selector "
+                f"{selector.canonical}, which no host endpoint or GlobalNetworkSet matches: the rule matches nothing here")
         return EntityMatch(
             nets=nets,
             not_nets=not_nets or (),
-            sets=(self.set_for(entity.selector),) if entity.selector else (),
+            sets=sets,
             not_sets=(self.set_for(entity.notSelector),) if entity.notSelector else (),
             ports=ports,
             not_ports=not_ports,
         )
 
     def rule(self, policy: str, where: str, rule: models.Rule) -> Rule | None:
+        if rule.http is not None:
+            self._stored_only(f"GlobalNetworkPolicy {policy}: {where}.http: Seawall cannot see HTTP (Calico needs its "
+                              "application layer policy); the rule never matches and is ignored")
+            return None
         source = self.entity(rule.source, policy, f"{where}.source")
         destination = self.entity(rule.destination, policy, f"{where}.destination")
         if isinstance(source, str) or isinstance(destination, str):
@@ -340,6 +423,13 @@ class _Translator:
     def policy(self, gnp: models.GlobalNetworkPolicy) -> Policy:
         spec = gnp.spec
         name = gnp.metadata.name
+        if spec.namespaceSelector or spec.serviceAccountSelector:
+            selector = effective_policy_selector(spec)
+            fields = " and ".join(f"spec.{f}" for f in ("namespaceSelector", "serviceAccountSelector") if getattr(spec, f))
+            selects = any(selector.evaluate(_labels(h)) for h in self.snapshot.hep.values())
+            self._stored_only(
+                f"GlobalNetworkPolicy {name}: {fields} (Kubernetes only) make the policy's selector {selector.canonical}"
+                + ("" if selects else ", which no host endpoint matches: the policy applies to none"))
         directions: dict[str, list[tuple[int, Rule]]] = {}
         for direction, type_name in (("ingress", "Ingress"), ("egress", "Egress")):
             rules = getattr(spec, direction) or []
@@ -394,6 +484,11 @@ def _compute(snapshot: Snapshot, node: str, interfaces: NodeInterfaces, memo: Ca
     tracked = sorted(n for n, p in snapshot.gnp.items() if not p.spec.doNotTrack)
     untracked_gnps = [p for _, p in sorted(snapshot.gnp.items()) if p.spec.doNotTrack]
     translator = _Translator(snapshot, warnings, memo)
+    for felix_name in ("default", config_name_for_node(node)):
+        felix_config = snapshot.felix.get(felix_name)
+        stored = unenforced_fields(felix_config.spec) if felix_config is not None else []
+        if stored:
+            translator._stored_only(f"FelixConfiguration {felix_name}: stored, not enforced by Seawall: {', '.join(stored)}")
     policies = sorted((translator.policy(p) for p in untracked_gnps), key=policy_sort_key)
     by_name = {p.metadata.name: p for p in untracked_gnps}
 
@@ -404,7 +499,7 @@ def _compute(snapshot: Snapshot, node: str, interfaces: NodeInterfaces, memo: Ca
     heps_of: dict[str, str] = {}
     for iface, hep_name in sorted(owners.items()):
         labels = _labels(local[hep_name])
-        chosen = tuple(p for p in policies if _selector(by_name[p.name].spec.selector).evaluate(labels))
+        chosen = tuple(p for p in policies if effective_policy_selector(by_name[p.name].spec).evaluate(labels))
         heps_of[iface] = hep_name
         if chosen:
             iface_policies.append(InterfacePolicy(iface, chosen))
@@ -450,6 +545,7 @@ def _compute(snapshot: Snapshot, node: str, interfaces: NodeInterfaces, memo: Ca
         not_enforced=tuple(tracked),
         warnings=tuple(warnings),
         invalid=snapshot.invalid,
+        stored_only=tuple(translator.stored_only),
     )
 
 

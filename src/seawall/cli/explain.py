@@ -21,6 +21,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from seawall.calc import DesiredState, NodeInterfaces, RuleDecision, Snapshot
+from seawall.calc.compute import effective_selector
 from seawall.calc.eligibility import parse_cidr
 from seawall.policy.model import EntityMatch, FailsafePort, Policy, Rule
 from seawall.selector import SelectorSyntaxError, parse
@@ -60,6 +61,7 @@ class RuleExplanation:
     reason: str  # the calculation's reason (why not, or not all, in XDP)
     xdp_cidrs: int
     sets: tuple[SetUse, ...] = ()
+    matches_nothing: bool = False  # a selector of the rule selects no CIDR (e.g. a namespaceSelector here)
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class Explanation:
     unprotected_interfaces: tuple[str, ...] = ()  # interfaces no HostEndpoint of this node claims
     failsafe_inbound: tuple[str, ...] = ()
     not_enforced: tuple[dict[str, str], ...] = ()
+    stored_only: tuple[str, ...] = ()  # stored but not enforced, or never matching here (http, services, ...)
     unmatched_host_endpoints: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     invalid: tuple[dict[str, str], ...] = ()
@@ -95,21 +98,23 @@ class Explanation:
 
 def set_selectors(snapshot: Snapshot) -> dict[str, str]:
     """CIDR-set id -> canonical selector, for every selector the stored
-    policies' rules use (the calculation names sets by id only)."""
+    policies' rules use (the calculation names sets by id only). A selector
+    scoped by namespaceSelector/serviceAccounts is shown as Calico compiles it."""
     out: dict[str, str] = {}
     for policy in snapshot.gnp.values():
         for rule in (*(policy.spec.ingress or ()), *(policy.spec.egress or ())):
             for entity in (rule.source, rule.destination):
                 if entity is None:
                     continue
-                for text in (entity.selector, entity.notSelector):
-                    if not text:
-                        continue
-                    try:
-                        selector = parse(text)
-                    except SelectorSyntaxError:  # validated resources never get here
-                        continue
-                    out[selector.unique_id()] = selector.canonical
+                try:
+                    scoped = effective_selector(entity)
+                    if scoped is not None:
+                        out[scoped.unique_id()] = scoped.canonical
+                    if entity.notSelector:
+                        selector = parse(entity.notSelector)
+                        out[selector.unique_id()] = selector.canonical
+                except (SelectorSyntaxError, ValueError):  # validated resources never get here
+                    continue
     return out
 
 
@@ -209,6 +214,16 @@ def _rule_sets(rule: Rule, decision: RuleDecision, state_sets: Mapping[str, Any]
     return tuple(out)
 
 
+def _matches_nothing(rule: Rule, state_sets: Mapping[str, Any]) -> bool:
+    """A rule whose (source or destination) selector set is empty matches no packet."""
+    for entity in (rule.source, rule.destination):
+        for set_id in entity.sets:
+            cidr_set = state_sets.get(set_id)
+            if cidr_set is None or not cidr_set.cidrs:
+                return True
+    return False
+
+
 def _failsafe_text(port: FailsafePort) -> str:
     name = _PROTOCOL_NAMES.get(port.protocol, str(port.protocol)).lower()
     return f"{name}:{port.port}" + (f" from {port.net}" if port.net else "")
@@ -264,6 +279,7 @@ def explain(desired: DesiredState, *, node: str, interfaces: NodeInterfaces | No
                 enforced_at=XDP_AND_RAW if d.in_xdp and xdp_possible else RAW_ONLY,
                 in_xdp=d.in_xdp, reason=d.reason, xdp_cidrs=len(d.cidrs),
                 sets=_rule_sets(rule, d, desired.untracked.sets, selectors) if rule is not None else (),
+                matches_nothing=rule is not None and _matches_nothing(rule, desired.untracked.sets),
             ))
         egress = sum(len(p.egress) for p in policies.values())
         out.append(InterfaceExplanation(
@@ -275,14 +291,16 @@ def explain(desired: DesiredState, *, node: str, interfaces: NodeInterfaces | No
     claimed = {d.name for d in desired.decisions}
     unprotected = tuple(n for n in (interfaces.names if interfaces else ()) if n not in claimed)
     heps = tuple(w for w in desired.warnings if w.startswith("HostEndpoint "))
+    stored_only = set(desired.stored_only)
     return Explanation(
         node=node,
         interfaces=tuple(out),
         unprotected_interfaces=unprotected,
         failsafe_inbound=tuple(_failsafe_text(p) for p in desired.untracked.failsafe_in),
         not_enforced=tuple({"policy": name, "reason": NOT_ENFORCED} for name in desired.not_enforced),
+        stored_only=desired.stored_only,
         unmatched_host_endpoints=heps,
-        warnings=tuple(w for w in desired.warnings if w not in heps),
+        warnings=tuple(w for w in desired.warnings if w not in heps and w not in stored_only),
         invalid=tuple(
             {k: str(v) for k, v in entry.items()} for entry in invalid
         ) + tuple({"kind": k, "name": n, "reason": r, "action": "ignored"} for k, n, r in desired.invalid),
@@ -371,6 +389,8 @@ def build(result: Explanation) -> RenderableType:
             line = Text(f"    {rule.policy}[{rule.index}] {rule.action} {rule.match}: ")
             line.append(rule.enforced_at, style=style)
             line.append(f" — {rule.reason}")
+            if rule.matches_nothing:
+                line.append(" (matches nothing here: its selector selects no CIDR)", style="yellow")
             lines.append(line)
             for use in rule.sets:
                 lines.extend(_set_lines(use))
@@ -380,7 +400,7 @@ def build(result: Explanation) -> RenderableType:
         lines.append(Text(""))
         lines.append(Text("interfaces without a host endpoint (not filtered): " + ", ".join(result.unprotected_interfaces)))
     for heading, rows, style in (
-        ("not enforced", [f"{e['policy']}: {e['reason']}" for e in result.not_enforced], ""),
+        ("not enforced", [f"{e['policy']}: {e['reason']}" for e in result.not_enforced] + list(result.stored_only), ""),
         ("host endpoints of this node that match no interface", list(result.unmatched_host_endpoints), "yellow"),
         ("warnings", list(result.warnings), "yellow"),
         ("invalid resources", [f"{e.get('kind')}({e.get('name')}): {e.get('reason')} -> {e.get('action')}"

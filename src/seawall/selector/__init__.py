@@ -24,6 +24,7 @@ from .ast import (
     StartsWith,
 )
 from .parser import MAX_NESTING, parse
+from .scoping import entity_selector, namespace_scope, policy_selector, service_account_scope, with_label_prefix
 from .tokenizer import MAX_LABEL_LENGTH, SelectorSyntaxError
 
 ALL = Selector(All())
@@ -49,5 +50,10 @@ __all__ = [
     "Selector",
     "SelectorSyntaxError",
     "StartsWith",
+    "entity_selector",
+    "namespace_scope",
     "parse",
+    "policy_selector",
+    "service_account_scope",
+    "with_label_prefix",
 ]
