@@ -237,3 +237,12 @@ def test_json_documents_still_decode() -> None:
     doc = {"apiVersion": "projectcalico.org/v3", "kind": "GlobalNetworkSet", "metadata": {"name": "x"},
            "spec": {"nets": ["10.0.0.0/8"]}}
     assert load_text(json.dumps(doc), "f.json")[0].key == ("GlobalNetworkSet", "x")
+
+
+def test_a_field_at_the_wrong_level_is_not_suggested_as_itself() -> None:
+    text = ("apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: p}\n"
+            "spec:\n  ingress:\n  - {action: Deny, kind: GlobalNetworkSet}\n")
+    with pytest.raises(ValidationFailed) as info:
+        load_text(text, "p.yaml")
+    message = str(info.value)
+    assert 'unknown field "kind" (not a field at this level)' in message and 'did you mean "kind"' not in message

@@ -268,6 +268,8 @@ _FIELD_NAMES = _all_field_names()
 
 
 def _unknown_field_reason(name: str) -> str:
+    if name in _FIELD_NAMES:  # a real field, at the wrong level: a suggestion would repeat it
+        return f'unknown field "{name}" (not a field at this level)'
     close = difflib.get_close_matches(name, _FIELD_NAMES, n=1) if len(name) <= 64 else []
     hint = f' (did you mean "{close[0]}"?)' if close else ""
     return f'unknown field "{name}"{hint}'
