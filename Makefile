@@ -80,5 +80,9 @@ bench-cluster: setup
 bench-raw: setup
 	$(PY) bench/raw.py $(ARGS)
 
+# Hostile-input corpus (< 5 min): writes bench/results/hostile-corpus.json and docs/hardening-corpus.md.
+bench-hostile: setup
+	$(PY) bench/hostile_corpus.py $(ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -246,3 +246,39 @@ def test_a_field_at_the_wrong_level_is_not_suggested_as_itself() -> None:
         load_text(text, "p.yaml")
     message = str(info.value)
     assert 'unknown field "kind" (not a field at this level)' in message and 'did you mean "kind"' not in message
+
+
+@pytest.mark.parametrize("version", ["²", "٢", "２", "9" * 5000, "1e3", "-1"])
+def test_a_look_alike_or_huge_resource_version_is_refused(version: str) -> None:
+    from seawall.cli import operations
+
+    text = ("apiVersion: projectcalico.org/v3\nkind: GlobalNetworkSet\n"
+            f"metadata: {{name: s, resourceVersion: '{version}'}}\nspec: {{nets: [1.2.3.4/32]}}\n")
+    item = load_text(text, "s.yaml")[0]
+    with pytest.raises(ValidationFailed) as info:
+        operations.plan(operations.Mode.APPLY, [item], {item.key: None})  # type: ignore[dict-item]
+    assert "resourceVersion must be a revision number" in str(info.value)
+
+
+@pytest.mark.parametrize("port", ["²", "２２", "1:²", "٣:5"])
+def test_a_look_alike_port_is_refused(port: str) -> None:
+    text = ("apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: p}\n"
+            f"spec:\n  ingress:\n  - action: Deny\n    protocol: TCP\n    destination: {{ports: ['{port}']}}\n")
+    with pytest.raises(ValidationFailed) as info:
+        load_text(text, "p.yaml")
+    assert "port" in str(info.value)
+
+
+def test_a_million_unknown_keys_cost_a_walk_not_a_million_errors() -> None:
+    doc = {"apiVersion": "projectcalico.org/v3", "kind": "GlobalNetworkSet", "metadata": {"name": "s"},
+           "spec": {f"k{i}": 1 for i in range(150_000)}}
+    with pytest.raises(ValidationFailed) as info:
+        load_text(json.dumps(doc), "s.json")
+    assert "a mapping of 150,000 keys" in str(info.value) and len(info.value.errors[0].errors) == 1
+
+
+def test_a_million_items_of_the_wrong_type_give_one_error() -> None:
+    text = "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkSet\nmetadata: {name: s}\nspec:\n  nets:\n" + "  - []\n" * 200_000
+    with pytest.raises(ValidationFailed) as info:
+        load_text(text, "s.yaml")
+    assert len(info.value.errors) == 1 and len(info.value.errors[0].errors) == 1

@@ -219,3 +219,22 @@ def test_url_credentials_are_used(tmp_path: Path) -> None:
         assert "pw" not in repr(store)
     finally:
         store.close()
+
+
+def test_another_applications_database_is_refused_and_left_unchanged(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE resources (id INTEGER PRIMARY KEY, blob TEXT)")
+    conn.commit()
+    conn.close()
+    os.chmod(path, 0o600)
+    before = path.read_bytes()
+    for create in (True, None):
+        with pytest.raises(DatastoreUnavailable, match="is not a Seawall database .*resources"):
+            ds = SqliteDatastore(path, create=create)
+            try:
+                ds.list()
+                ds.create("K", "a", {})
+            finally:
+                ds.close()
+    assert path.read_bytes() == before

@@ -17,7 +17,15 @@ from typing import Any
 import pydantic
 
 from seawall.api import models, validation
-from seawall.api.errors import DocumentError, FieldError, ValidationFailed, Warning_, join_path, render_value
+from seawall.api.errors import (
+    MAX_ERRORS_SHOWN,
+    DocumentError,
+    FieldError,
+    ValidationFailed,
+    Warning_,
+    join_path,
+    render_value,
+)
 from seawall.api.kinds import KINDS, UnknownKind, resolve_kind
 from seawall.api.yamlio import YamlSyntaxError, check_shape, load_all
 
@@ -139,6 +147,8 @@ def parse_document(doc: SourceDocument) -> ParsedResource:
     if errors:
         raise fail(errors)
     assert isinstance(kind, str)  # checked above: no errors means a known kind
+    if oversized := _oversized_mapping(data):
+        raise fail([oversized])
     warnings: list[Warning_] = []
     data = _coerce_boolean_labels(data, warnings)
     try:
@@ -232,11 +242,36 @@ _PYDANTIC_REASONS = {
 }
 
 
+MAX_MAPPING_KEYS = 100_000
+"""No field of these kinds is a mapping this big (labels and annotations included:
+annotations are capped at 256 KiB in all); checked before the models, so a
+document of a million unknown keys costs a walk, not a million errors."""
+
+
+def _oversized_mapping(data: Any, path: tuple[str | int, ...] = ()) -> FieldError | None:
+    pending: list[tuple[Any, tuple[str | int, ...]]] = [(data, path)]
+    while pending:
+        value, where = pending.pop()
+        if isinstance(value, dict):
+            if len(value) > MAX_MAPPING_KEYS:
+                return FieldError(join_path(list(where)), f"a mapping of {len(value):,} keys; no field of a Calico resource "
+                                  f"has more than {MAX_MAPPING_KEYS:,} (unknown fields?)")
+            pending.extend((v, (*where, str(k))) for k, v in value.items() if isinstance(v, (dict, list)))
+        elif isinstance(value, list):
+            pending.extend((v, (*where, i)) for i, v in enumerate(value) if isinstance(v, (dict, list)))
+    return None
+
+
 def _pydantic_errors(exc: pydantic.ValidationError) -> list[FieldError]:
+    """Field errors in pydantic's order; past the first ``MAX_ERRORS_SHOWN`` (which
+    are all that is listed) they are counted cheaply: no did-you-mean, no value."""
     errors: list[FieldError] = []
-    for err in exc.errors(include_url=False):
-        reason = _PYDANTIC_REASONS.get(err["type"]) or err["msg"].removeprefix("Value error, ")
+    for index, err in enumerate(exc.errors(include_url=False, include_context=False)):
         path = join_path([p for p in err["loc"] if not isinstance(p, str) or not p.startswith("function-")])
+        if index >= MAX_ERRORS_SHOWN:
+            errors.append(FieldError(path, err["type"]))
+            continue
+        reason = _PYDANTIC_REASONS.get(err["type"]) or err["msg"].removeprefix("Value error, ")
         if err["type"] == "missing":
             errors.append(FieldError(path, reason))
         elif err["type"] == "extra_forbidden":

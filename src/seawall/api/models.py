@@ -25,6 +25,11 @@ def _int_or_str(value: Any) -> int | str:
 
 IntOrStr = Annotated[Any, AfterValidator(_int_or_str)]
 
+#: A list of strings that may hold a million entries (nets, expectedIPs): the
+#: first item of the wrong type ends its validation, so a million bad items
+#: cost one error, not a million (each string's meaning is checked in ``validation``).
+BigStrings = Annotated[list[str], Field(fail_fast=True)]
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
@@ -108,8 +113,8 @@ class HTTPMatch(_Strict):
 
 
 class EntityRule(_Strict):
-    nets: list[str] | None = None
-    notNets: list[str] | None = None
+    nets: BigStrings | None = None
+    notNets: BigStrings | None = None
     selector: str | None = None
     notSelector: str | None = None
     ports: list[IntOrStr] | None = None
@@ -143,13 +148,13 @@ class EndpointPort(_Strict):
 class HostEndpointSpec(_Strict):
     node: str | None = None
     interfaceName: str | None = None
-    expectedIPs: list[str] | None = None
+    expectedIPs: BigStrings | None = None
     profiles: list[str] | None = None
     ports: list[EndpointPort] | None = None
 
 
 class GlobalNetworkSetSpec(_Strict):
-    nets: list[str] | None = None
+    nets: BigStrings | None = None
 
 
 class GlobalNetworkPolicySpec(_Strict):

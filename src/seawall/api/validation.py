@@ -463,7 +463,7 @@ def _check_port(port: int | str) -> str | None:
         return None if 0 <= port <= 65535 else "port must be between 0 and 65535"
     if ":" in port:
         start, _, end = port.partition(":")
-        if not (start.isdigit() and end.isdigit()):
+        if not (_ascii_number(start) and _ascii_number(end)):
             return "port range must be 'start:end' with numbers"
         low, high = int(start), int(end)
         if high > 65535:
@@ -471,9 +471,16 @@ def _check_port(port: int | str) -> str | None:
         if low > high:
             return "port range start must not be greater than its end"
         return None
-    if port.isdigit():
+    if _ascii_number(port):
         return None if int(port) <= 65535 else "port must be between 0 and 65535"
+    if port.isdigit():  # '２２' or '²': digits int() may read, or may not; never a port
+        return "port must be written in ASCII digits"
     return check_port_name(port)
+
+
+def _ascii_number(text: str) -> bool:
+    """ASCII digits, at most 10 of them (str.isdigit alone accepts '²', which int() refuses)."""
+    return text.isascii() and text.isdigit() and len(text) <= 10
 
 
 # ---------------------------------------------------------------- FelixConfiguration

@@ -105,11 +105,15 @@ def stored_value(item: ParsedResource, *, uid: str, created: str) -> dict[str, A
     return doc
 
 
+MAX_REVISION_DIGITS = 20  # a 64-bit revision (etcd's and SQLite's) has at most 20 digits
+
+
 def _expected_revision(item: ParsedResource) -> tuple[int | None, str | None]:
     text = item.resource.metadata.resourceVersion
     if text in (None, ""):
         return None, None
-    if not text.isdigit():
+    # ASCII digits only (str.isdigit accepts '²' and '٢'), and short enough to be a revision.
+    if not (text.isascii() and text.isdigit()) or len(text) > MAX_REVISION_DIGITS:
         return None, "resourceVersion must be a revision number as returned by 'seawall get'"
     return int(text), None
 

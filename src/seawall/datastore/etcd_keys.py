@@ -206,7 +206,7 @@ class KeyLayout:
         if not text.startswith(self.shard_prefix):
             return None
         parts = text[len(self.shard_prefix):].split("/")
-        if len(parts) != 4 or not _GENERATION_RE.match(parts[2]) or not parts[3].isdigit():
+        if len(parts) != 4 or not _GENERATION_RE.match(parts[2]) or not (parts[3].isascii() and parts[3].isdigit()):
             return None
         try:
             return decode_kind(parts[0]), decode_name(parts[1]), parts[2], int(parts[3])

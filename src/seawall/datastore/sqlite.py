@@ -300,9 +300,15 @@ class SqliteDatastore(Datastore):
         try:
             row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                return False
-            raise
+            if "no such table" not in str(exc):
+                raise
+            foreign = [name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+            if foreign:  # another application's database: never add our schema to it
+                shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+                raise DatastoreUnavailable(
+                    f"{self.path} is not a Seawall database (it holds other tables: {shown}); Seawall leaves it unchanged"
+                ) from None
+            return False
         if row is None:
             return False
         if int(row[0]) != SCHEMA_VERSION:
