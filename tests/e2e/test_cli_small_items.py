@@ -115,3 +115,14 @@ def test_malformed_status_is_a_clear_error(seawall: Seawall, tmp_path: Path, con
         assert result.code == 1, result.out
         assert "Traceback" not in result.err
         assert str(tmp_path / "status.json") in result.err
+
+
+def test_warnings_are_capped_like_errors(seawall: Seawall) -> None:
+    docs = "---\n".join(
+        f"apiVersion: projectcalico.org/v3\nkind: GlobalNetworkSet\nmetadata: {{name: s{i}}}\nspec: {{nets: [10.0.0.{i}/32]}}\n"
+        for i in range(150)
+    )
+    result = seawall("apply", "-f", "-", stdin=docs)
+    assert result.code == 0, result.err
+    warnings = [line for line in result.err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 101 and warnings[-1] == "warning: ... and 50 more warnings"

@@ -102,3 +102,11 @@ def test_kind_typo_suggests_the_kind() -> None:
         resolve_kind("zzzz")
     except UnknownKind as exc:
         assert "did you mean" not in str(exc)
+
+
+def test_ipv6_slash_32_with_host_bits_is_warned() -> None:
+    text = ("apiVersion: projectcalico.org/v3\nkind: GlobalNetworkSet\nmetadata: {name: s}\n"
+            "spec: {nets: ['2001:db8::1/32', '10.0.0.1/32']}\n")
+    warnings = load_text(text, "s.yaml")[0].warnings
+    assert any("2001:db8::1/32 has host bits set" in str(w) for w in warnings)
+    assert not any("10.0.0.1/32" in str(w) for w in warnings)

@@ -159,8 +159,8 @@ def _warn_set_nets(nets: list[str], out: _Collector) -> None:
     """Catch-all and host-bits warnings, cheaply: only nets with a '/' that is not
     /32 or /128 are parsed (a 1M-net set of /32s costs one string scan per net)."""
     for index, net in enumerate(nets):
-        if type(net) is not str or "/" not in net or net.endswith(("/32", "/128")):
-            continue
+        if type(net) is not str or "/" not in net or net.endswith("/128") or (net.endswith("/32") and ":" not in net):
+            continue  # a full-length prefix has no host bits (an IPv6 /32 can)
         try:
             parsed = parse_net(net, strict=False)
         except CidrError:
