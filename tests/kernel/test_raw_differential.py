@@ -27,6 +27,7 @@ from seawall.policy.model import (
     CidrSet,
     EntityMatch,
     FailsafePort,
+    IcmpMatch,
     InterfacePolicy,
     Policy,
     PortRange,
@@ -80,6 +81,47 @@ SENDER = textwrap.dedent("""
 """)
 
 
+# IPv6 neighbour discovery (and echo) from a raw ICMPv6 socket with a chosen hop limit:
+# the oracle passes types 133-137 only with hop limit 255 (verdict step 1b).
+VICTIM6 = "fd88::1"
+SOURCES6 = ["fd88::2", "fd88::3"]
+ICMP6_TYPES = [128, 133, 134, 135, 136, 137]
+HOP_LIMITS = [64, 255]
+
+ICMP6_RECEIVER = textwrap.dedent("""
+    import json, select, socket, sys, time
+    s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+    s.setblocking(False)
+    print("ready", flush=True)
+    seen = set()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([s, sys.stdin], [], [], 0.05)
+        if sys.stdin in r:
+            break
+        while True:
+            try:
+                data, addr = s.recvfrom(2048)
+            except BlockingIOError:
+                break
+            if len(data) >= 8 and data[8:16] == b"seawall!":
+                seen.add(f"{addr[0]}:{data[0]}:{data[4]}")
+    print(json.dumps(sorted(seen)), flush=True)
+""")
+
+ICMP6_SENDER = textwrap.dedent("""
+    import json, socket, struct, sys
+    for src, typ, hop in json.loads(sys.argv[1]):
+        s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+        s.bind((src, 0))
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, hop)
+        body = struct.pack("!BBHBBH", typ, 0, 0, hop, 0, 0) + b"seawall!" + bytes(16)  # the kernel fills the checksum
+        for _ in range(2):
+            s.sendto(body, (sys.argv[2], 0))
+        s.close()
+""")
+
+
 @dataclass
 class Lab:
     victim: str
@@ -93,6 +135,11 @@ def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
     with netns() as victim, netns() as attacker, veth_pair(victim, attacker, addr_a=f"{VICTIM}/24", addr_b=f"{SOURCES[0]}/24") as pair:
         for src in SOURCES[1:]:
             ip("addr", "add", f"{src}/24", "dev", pair.name_b, ns=attacker)
+        ip("addr", "add", f"{VICTIM6}/64", "dev", pair.name_a, "nodad", ns=victim)
+        for src in SOURCES6:
+            ip("addr", "add", f"{src}/64", "dev", pair.name_b, "nodad", ns=attacker)
+        mac = json.loads(ip("-j", "link", "show", pair.name_a, ns=victim).stdout)[0]["address"]
+        ip("-6", "neigh", "replace", VICTIM6, "lladdr", mac, "dev", pair.name_b, "nud", "permanent", ns=attacker)
         driver = RawDriver(request.param, runner=SubprocessRunner(["ip", "netns", "exec", victim]))
         try:
             yield Lab(victim, attacker, pair.name_a, driver)
@@ -100,20 +147,36 @@ def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
             driver.cleanup()
 
 
-def observe(lab: Lab) -> set[str]:
-    """Send every (source, sport, dport) combination; return what arrived."""
-    receiver = subprocess.Popen(["ip", "netns", "exec", lab.victim, sys.executable, "-c", RECEIVER, VICTIM, ",".join(map(str, DPORTS))],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+def _exchange(lab: Lab, receiver: list[str], sender: list[str]) -> set[str]:
+    """Start the receiver in the victim, run the sender in the attacker, return what arrived."""
+    proc = subprocess.Popen(["ip", "netns", "exec", lab.victim, sys.executable, "-c", *receiver],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        assert receiver.stdout is not None and receiver.stdout.readline().strip() == "ready"
-        combos = [[src, sport, VICTIM, dport] for src in SOURCES for sport in SPORTS for dport in DPORTS]
-        subprocess.run(["ip", "netns", "exec", lab.attacker, sys.executable, "-c", SENDER, json.dumps(combos)],
-                       check=True, timeout=60)
-        out, _ = receiver.communicate("stop\n", timeout=30)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        subprocess.run(["ip", "netns", "exec", lab.attacker, sys.executable, "-c", *sender], check=True, timeout=60)
+        out, _ = proc.communicate("stop\n", timeout=30)
         return set(json.loads(out.strip().splitlines()[-1]))
     finally:
-        if receiver.poll() is None:
-            receiver.kill()
+        if proc.poll() is None:
+            proc.kill()
+
+
+def observe(lab: Lab) -> set[str]:
+    """Send every (source, sport, dport) combination; return what arrived."""
+    combos = [[src, sport, VICTIM, dport] for src in SOURCES for sport in SPORTS for dport in DPORTS]
+    return _exchange(lab, [RECEIVER, VICTIM, ",".join(map(str, DPORTS))], [SENDER, json.dumps(combos)])
+
+
+def observe_icmp6(lab: Lab) -> set[str]:
+    """Send every (source, ICMPv6 type, hop limit); return "src:type:hop" of what arrived."""
+    combos = [[src, typ, hop] for src in SOURCES6 for typ in ICMP6_TYPES for hop in HOP_LIMITS]
+    return _exchange(lab, [ICMP6_RECEIVER], [ICMP6_SENDER, json.dumps(combos), VICTIM6])
+
+
+def expected_icmp6(state: UntrackedState, iface: str) -> set[str]:
+    return {f"{src}:{typ}:{hop}" for src in SOURCES6 for typ in ICMP6_TYPES for hop in HOP_LIMITS
+            if verdict(state, iface, Packet(src=src, dst=VICTIM6, protocol=58, icmp_type=typ, icmp_code=0,
+                                            hop_limit=hop)) is not Verdict.DENY}
 
 
 def expected(state: UntrackedState, iface: str) -> set[str]:
@@ -196,3 +259,35 @@ def test_generated_policies_match_the_oracle(lab: Lab, raw: tuple) -> None:
     report = lab.driver.reconcile(render(state))
     assert not report.errors, report.errors
     assert observe(lab) == expected(state, lab.iface)
+
+
+@st.composite
+def v6_rules(draw: st.DrawFn) -> Rule:
+    """Rules that meet ICMPv6: by source net (a host, the /64, ::/0), protocol, ICMPv6 type."""
+    nets = draw(st.sampled_from([(), ("fd88::2/128",), ("fd88::/64",), ("::/0",)]))
+    icmp = draw(st.sampled_from([None, None, IcmpMatch(128), IcmpMatch(135), IcmpMatch(136), IcmpMatch()]))
+    return Rule(action=draw(st.sampled_from([Action.DENY, Action.DENY, Action.ALLOW, Action.PASS])),
+                protocol=58 if icmp is None and draw(st.booleans()) else None, icmp=icmp,
+                ip_version=6 if icmp is not None else None, source=EntityMatch(nets=nets))
+
+
+@settings(max_examples=int(os.environ.get("SEAWALL_DIFF_EXAMPLES", "12")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(policies=st.lists(st.lists(v6_rules(), min_size=1, max_size=3), min_size=1, max_size=2))
+def test_ipv6_neighbour_discovery_and_hop_limits_match_the_oracle(lab: Lab, policies: list[list[Rule]]) -> None:
+    state = UntrackedState(
+        interfaces=(InterfacePolicy(lab.iface, tuple(Policy(f"p{i}", float(i), ingress=tuple(r)) for i, r in enumerate(policies))),),
+        sets={}, failsafe_in=(), failsafe_out=())
+    report = lab.driver.reconcile(render(state))
+    assert not report.errors, report.errors
+    assert observe_icmp6(lab) == expected_icmp6(state, lab.iface)
+
+
+def test_a_v6_blocklist_of_everything_passes_only_neighbour_discovery(lab: Lab) -> None:
+    state = UntrackedState(
+        interfaces=(InterfacePolicy(lab.iface, (Policy("all", None, ingress=(Rule(Action.DENY, source=EntityMatch(nets=("::/0",))),)),)),),
+        sets={}, failsafe_in=(), failsafe_out=())
+    assert not lab.driver.reconcile(render(state)).errors
+    seen = observe_icmp6(lab)
+    assert seen == expected_icmp6(state, lab.iface)
+    assert seen == {f"{src}:{typ}:255" for src in SOURCES6 for typ in range(133, 138)}

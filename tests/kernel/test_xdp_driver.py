@@ -30,6 +30,7 @@ from seawall.dataplane.xdp.tables import MapKind
 from seawall.testing.netns import bpffs, bridge, in_netns, ip, netns, unique_name, veth_pair
 from seawall.testing.traffic import send_udp, start_udp_sender, udp_receiver
 from tests.kernel.conftest import compile_bpf
+from tests.kernel.test_raw_real_world import failsafe_ssh_over_ipv6
 
 VICTIM, BLOCKED, ALLOWED = "10.77.0.1", "10.77.0.2", "10.77.0.3"
 VICTIM6, BLOCKED6, ALLOWED6 = "fd77::1", "fd77::2", "fd77::3"
@@ -124,8 +125,8 @@ def test_native_mode_drops_blocked_source_and_counts(lab: Lab) -> None:
 
 
 def test_ipv6_sources_are_dropped(lab: Lab) -> None:
-    # A blocked source's neighbour solicitations are dropped too (they come from
-    # it), so the attacker side learns the victim's MAC statically.
+    # Static neighbours: the counts below are then the datagrams alone (ND passes
+    # the program, see test_neighbour_discovery_from_a_blocked_source_passes).
     link = json.loads(ip("-j", "link", "show", lab.iface, ns=lab.victim).stdout)[0]
     ip("-6", "neigh", "replace", VICTIM6, "lladdr", link["address"], "dev", lab.attacker_iface, "nud", "permanent", ns=lab.attacker)
     driver = lab.driver(hit_shift=0)
@@ -136,6 +137,20 @@ def test_ipv6_sources_are_dropped(lab: Lab) -> None:
     with lab.in_victim():
         hits = driver.hit_counts(lab.iface)
     assert hits.per_cidr["fd77::2/128"] == 20
+
+
+@pytest.mark.parametrize("blocked", [f"{BLOCKED6}/128", "::/0"])
+def test_neighbour_discovery_from_a_blocked_source_passes(lab: Lab, blocked: str) -> None:
+    """A blocked IPv6 source can still resolve the host (ICMPv6 133-137, hop limit
+    255, as ARP), so failsafe tcp/22 works for it after both sides forgot their
+    neighbours; everything else from it is dropped."""
+    driver = lab.driver(hit_shift=0)
+    assert lab.reconcile(driver, {blocked}).mode == "xdp-native"
+    assert failsafe_ssh_over_ipv6(lab.victim, lab.attacker, BLOCKED6, VICTIM6)
+    with lab.in_victim():
+        counters = driver.counters(lab.iface)
+    assert counters.packets[Outcome.NEIGHBOUR] > 0 and counters.packets[Outcome.FAILSAFE] > 0
+    assert lab.traffic(10, sources=(BLOCKED6,), dst=VICTIM6).get(BLOCKED6, 0) == 0
 
 
 def test_adding_and_removing_one_cidr_takes_effect_without_reload(lab: Lab) -> None:

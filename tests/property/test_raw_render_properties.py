@@ -107,14 +107,16 @@ def packets(draw: st.DrawFn) -> Packet:
     p = draw(st.sampled_from([6, 17, 132, 1 if not v6 else 58, 47]))
     has_ports = p in (6, 17, 132)
     port = st.sampled_from([0, 1, 2, 22, 53, 54, 80, 443, 1000, 1003, 65535])
+    icmp_types = [0, 3, 8, 128] + ([133, 134, 135, 136, 137] if p == 58 else [])
     return Packet(
         draw(st.sampled_from(pool)),
         draw(st.sampled_from(pool)),
         p,
         draw(port) if has_ports else None,
         draw(port) if has_ports else None,
-        None if has_ports or p == 47 else draw(st.sampled_from([0, 3, 8, 128])),
+        None if has_ports or p == 47 else draw(st.sampled_from(icmp_types)),
         None if has_ports or p == 47 else draw(st.sampled_from([0, 1])),
+        draw(st.sampled_from([None, 64, 255])),  # neighbour discovery needs 255
     )
 
 
@@ -194,6 +196,8 @@ class Run:
                 typ, _, code = toks[i + 1].partition("/")
                 ok = pkt.icmp_type == int(typ) and (not code or pkt.icmp_code == int(code))
                 i += 2
+            elif t == "--hl-eq":
+                ok, i = pkt.hop_limit == int(toks[i + 1]), i + 2
             elif t == "--comment":
                 ok, i = True, i + 2
             else:
@@ -253,6 +257,6 @@ def test_rendered_rules_give_the_oracle_verdict() -> None:
             assert got is expected.verdict, (pkt, expected)
             assert logs == len(expected.logged_by)
             if got is not Verdict.DENY:
-                assert mark & 0x1F0000 == 0  # none of our bits leaks to later tables
+                assert mark & 0x3F0000 == 0  # none of our bits leaks to later tables
 
     check()

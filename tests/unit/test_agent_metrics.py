@@ -362,8 +362,13 @@ class FakeRaw:
         self.last_report = report
         return {}
 
+    repairs = {"rules": 0, "setHeaders": 0, "setContents": 0}
+
     def rule_counters(self) -> dict[tuple[str, str, int], tuple[int, int]]:
         return {}
+
+    def read_counters(self) -> tuple[dict[tuple[str, str, int], tuple[int, int]], dict[str, dict[str, tuple[int, int]]]]:
+        return {}, {}
 
 
 def felix_default(**spec: Any) -> dict[str, Any]:

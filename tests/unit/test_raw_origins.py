@@ -91,7 +91,7 @@ def test_action_lines_for_every_policy_rule(state: UntrackedState) -> None:
                     assert chain.startswith(("sw-pi-", "sw-po-")), chain
                     assert o.policy is not None and o.rule_index is not None and o.interface is None
                     assert any(t in rule for t in ("-j DROP", "-j LOG", "--set-xmark 0x10000/0x10000",
-                                                   "--set-xmark 0x20000/0x20000"))
+                                                   "--set-xmark 0x20000/0x20000", "--set-xmark 0x200000/0x200000"))
                     seen.add((o.policy, o.direction, o.rule_index))
                 elif chain.startswith(("sw-pi-", "sw-po-")):
                     assert o.role in ("match", "return") and o.rule_index is not None
@@ -125,4 +125,4 @@ def test_specific_origins() -> None:
     dos = [(rule, o) for rule, o in zip(t4.chains["sw-pi-dos"], r.line_origins[(4, "sw-pi-dos")], strict=True)
            if o.role == "action"]
     assert [(o.rule_index, rule.split()[-1] if "LOG" not in rule else "LOG") for rule, o in dos] == [
-        (0, "LOG"), (1, "DROP"), (2, "0x10000/0x10000")]
+        (0, "LOG"), (1, "0x200000/0x200000"), (2, "0x10000/0x10000")]

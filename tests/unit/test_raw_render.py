@@ -45,10 +45,20 @@ def chain(state: UntrackedState, name: str, family: int = 4) -> list[str]:
     return [strip(r) for r in render(state).tables[family].chains[name]]
 
 
+DENY_MARK = f"-j MARK --set-xmark {DEFAULT_MARKS.deny:#x}/{DEFAULT_MARKS.deny:#x}"
+DENY_RETURN = f"-m mark --mark {DEFAULT_MARKS.deny:#x}/{DEFAULT_MARKS.deny:#x} -j RETURN"
+
+
+def denies_as_drop(rules: list[str]) -> list[str]:
+    """A Deny rule sets the deny bit and returns (the interface chain drops): read
+    that pair as the "-j DROP" it stands for, so the match assertions stay readable."""
+    return [r.replace(DENY_MARK, "-j DROP") for r in rules if r != DENY_RETURN]
+
+
 def one_rule_policy(rule: Rule, family: int = 4, **kw: object) -> list[str]:
     st = UntrackedState((InterfacePolicy("eth0", (Policy("p", 1.0, ingress=(rule,)),)),), kw.pop("sets", {}), **kw)  # type: ignore[arg-type]
     tables = render(st).tables[family].chains
-    return [strip(r) for r in tables.get("sw-pi-p", ())]
+    return denies_as_drop([strip(r) for r in tables.get("sw-pi-p", ())])
 
 
 def test_seed_recipe_ipv4() -> None:
@@ -60,16 +70,20 @@ def test_seed_recipe_ipv4() -> None:
     assert chain(SEED, "sw-OUTPUT") == []  # no egress rules: no egress chain for eth0
     assert "sw-th-eth0" not in t.chains
     assert chain(SEED, "sw-fh-eth0") == [
-        "-j MARK --set-xmark 0x0/0x1f0000",
+        "-j MARK --set-xmark 0x0/0x3f0000",
         "-j sw-failsafe-in",
         "-m mark --mark 0x100000/0x100000 -j sw-di-dos-mitigation",
         "-m mark --mark 0x100000/0x100000 -g sw-accept",
-        "-m mark --mark 0x0/0x30000 -j sw-pi-dos-mitigation",
+        "-m mark --mark 0x0/0x230000 -j sw-pi-dos-mitigation",
+        "-m mark --mark 0x200000/0x200000 -j DROP",
         "-m mark --mark 0x10000/0x10000 -j NOTRACK",
         "-m mark --mark 0x10000/0x10000 -g sw-accept",
-        "-j MARK --set-xmark 0x0/0x1f0000",
+        "-j MARK --set-xmark 0x0/0x3f0000",
     ]
-    assert chain(SEED, "sw-pi-dos-mitigation") == [f"-m set --match-set {ipset} src -j DROP"]
+    assert chain(SEED, "sw-pi-dos-mitigation") == [
+        f"-m set --match-set {ipset} src -j MARK --set-xmark 0x200000/0x200000",
+        "-m mark --mark 0x200000/0x200000 -j RETURN",
+    ]
     assert chain(SEED, "sw-di-dos-mitigation") == [f"-m set --match-set {ipset} src -j MARK --set-xmark 0x0/0x100000"]
     assert chain(SEED, "sw-failsafe-in") == [
         "-p tcp -m multiport --dports 22 -j ACCEPT",
@@ -81,9 +95,35 @@ def test_seed_recipe_ipv4() -> None:
         "-p tcp -m multiport --sports 22 -j MARK --set-xmark 0x100000/0x100000",
         "-p tcp -d 10.0.0.0/8 -m multiport --sports 6443 -j MARK --set-xmark 0x100000/0x100000",
     ]
-    assert chain(SEED, "sw-accept") == ["-j MARK --set-xmark 0x0/0x1f0000", "-j ACCEPT"]
+    assert chain(SEED, "sw-accept") == ["-j MARK --set-xmark 0x0/0x3f0000", "-j ACCEPT"]
     assert r.ipsets[ipset].members == frozenset({"1.2.3.4/32", "5.6.0.0/16"})
     assert r.ipsets[ipset].family == "inet"
+
+
+def test_ipv6_neighbour_discovery_continues_before_failsafe_and_rules() -> None:
+    """Verdict step 1b: ICMPv6 133-137 with hop limit 255 leaves the tier (RETURN with our bits clear)."""
+    rules = chain(SEED, "sw-fh-eth0", 6)
+    nd = [f"-p ipv6-icmp -m icmp6 --icmpv6-type {t} -m hl --hl-eq 255 -j RETURN" for t in range(133, 138)]
+    assert rules[0] == "-j MARK --set-xmark 0x0/0x3f0000"
+    assert rules[1:6] == nd
+    assert rules[6] == "-j sw-failsafe-in"
+    assert not any("icmpv6" in r for r in chain(SEED, "sw-fh-eth0", 4))  # IPv4 has ARP, never filtered here
+    egress = UntrackedState((InterfacePolicy("eth0", (Policy("p", 1.0, egress=(Rule(Action.DENY),)),)),), {})
+    assert chain(egress, "sw-th-eth0", 6)[1:6] == nd
+
+
+def test_deny_drops_in_the_interface_chain() -> None:
+    """One DROP line per interface chain (its counter: the raw tier's drops there), after every policy."""
+    two = UntrackedState((InterfacePolicy("eth0", (Policy("a", 1.0, ingress=(Rule(Action.DENY, protocol=17),)),
+                                                   Policy("b", 2.0, ingress=(Rule(Action.DENY),)))),), {})
+    rules = chain(two, "sw-fh-eth0")
+    assert rules.count("-m mark --mark 0x200000/0x200000 -j DROP") == 1
+    jumps = [i for i, r in enumerate(rules) if "-j sw-pi-" in r]
+    assert rules.index("-m mark --mark 0x200000/0x200000 -j DROP") == jumps[-1] + 1
+    assert all(rules[i].startswith("-m mark --mark 0x0/0x230000") for i in jumps)  # a denied packet skips later policies
+    origins = render(two).line_origins[(4, "sw-fh-eth0")]
+    assert [o.role for o in origins].count("drop") == 1
+    assert next(o for o in origins if o.role == "drop").interface == "eth0"
 
 
 def test_seed_recipe_ipv6_skips_other_family_failsafe_nets() -> None:
@@ -238,7 +278,7 @@ def test_several_policies_are_guarded_by_accept_and_pass_marks() -> None:
             Policy("three", None, ingress=(Rule(Action.DENY),)))
     st = UntrackedState((InterfacePolicy("eth0", pols), InterfacePolicy("eth1", pols[1:2])), {})
     fh = chain(st, "sw-fh-eth0")
-    assert [r for r in fh if "sw-pi-" in r] == ["-m mark --mark 0x0/0x30000 -j sw-pi-one", "-m mark --mark 0x0/0x30000 -j sw-pi-three"]
+    assert [r for r in fh if "sw-pi-" in r] == ["-m mark --mark 0x0/0x230000 -j sw-pi-one", "-m mark --mark 0x0/0x230000 -j sw-pi-three"]
     assert not any("sw-di-" in r or "sw-accept" in r and "0x100000" in r for r in fh)  # no reply failsafe entries
     assert chain(st, "sw-PREROUTING") == ["-i eth0 -g sw-fh-eth0"]
     assert chain(st, "sw-OUTPUT") == ["-o eth0 -g sw-th-eth0", "-o eth1 -g sw-th-eth1"]

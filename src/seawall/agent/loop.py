@@ -32,20 +32,22 @@ from typing import Any
 
 from seawall.agent.health import HealthState, liveness, readiness
 from seawall.agent.http import Headers, ManagedServer, health_endpoint, metrics_endpoint
-from seawall.agent.links import read_interfaces
+from seawall.agent.links import LinkTable, with_named
+from seawall.agent.lock import lock_agent
 from seawall.agent.metrics import AgentMetrics, snapshot_from_status
+from seawall.agent.netlink_watch import LinkWatcher
 from seawall.agent.raw_worker import RawWorker
-from seawall.agent.status import reconcile_status
+from seawall.agent.status import apply_raw_counters, reconcile_status
 from seawall.agent.syncer import Syncer
 from seawall.api.felix import EffectiveFelixConfig
-from seawall.calc import CalcMemo, DesiredState, NodeInterfaces, compute
+from seawall.calc import CalcMemo, DesiredState, NodeInterfaces, Snapshot, compute
 from seawall.calc.validated import ValidatedResources
 from seawall.calc.xdp_desired import XdpDesiredState
 from seawall.dataplane.iptables.backend import CommandError
 from seawall.dataplane.iptables.dataplane import RawDataplane
 from seawall.dataplane.iptables.driver import RawReport
 from seawall.dataplane.iptables.report import RawInterfaceReport
-from seawall.dataplane.xdp.driver import XdpDriver
+from seawall.dataplane.xdp.driver import TeardownReport, XdpDriver
 from seawall.dataplane.xdp.reference import Outcome
 from seawall.dataplane.xdp.report import InterfaceReport
 from seawall.datastore import Datastore
@@ -119,6 +121,11 @@ class Agent:
         self.metrics_server = ManagedServer("metrics", {"/metrics": self._serve_metrics})
         self.health_server = ManagedServer("health", {"/liveness": self._serve_liveness, "/readiness": self._serve_readiness})
         self._interfaces: NodeInterfaces | None = None
+        # Links by identity (name, ifindex, addresses), pushed by netlink events: a change wakes the loop.
+        self.links = LinkWatcher(self.syncer.changed.set)
+        self._links: LinkTable | None = None  # the table the last reconcile used
+        self._kept_names: frozenset[str] = frozenset()  # explicitly named HEP interfaces seen, kept while absent
+        self._xdp_lost: frozenset[str] = frozenset()  # interfaces whose XDP program was found gone
         self._desired: DesiredState | None = None
         self._xdp_reports: dict[str, InterfaceReport] = {}
         self.raw_worker = RawWorker(self._raw_reconcile, retry_s=RETRY_S)
@@ -133,7 +140,10 @@ class Agent:
     # ------------------------------------------------------------ loop
 
     def run(self) -> None:
+        """Raises AgentLockError, before touching the kernel, if another agent runs
+        with the same run dir or bpffs (see ``seawall.agent.lock``)."""
         self.options.run_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = lock_agent(self.options.run_dir, self.options.bpffs)  # first: one agent per node
         self.syncer.start()
         self._serve()
         self._write_status()
@@ -158,7 +168,9 @@ class Agent:
             self.health_server.close()
             self.raw_worker.close()
             self.syncer.close()
+            self.links.close()
             self.xdp.close()
+            self._lock.release()
 
     def _tick(self, triggered: bool) -> None:
         if not self.syncer.in_sync:
@@ -178,8 +190,8 @@ class Agent:
         self.reconcile(xdp=todo.xdp, raw=todo.raw, verify_xdp=todo.verify_xdp)
 
     def _status_tick(self) -> None:
-        if self.syncer.in_sync and self._desired is not None and read_interfaces() != self._interfaces:
-            self.reconcile()  # a link or address appeared or went away
+        if self.syncer.in_sync and self._desired is not None and self._links_stale():
+            self.reconcile()  # a link was (re-)created, went away or changed address; or lost its XDP program
         self._raw_finished()
         self._update_counters()
         self._serve()
@@ -230,21 +242,52 @@ class Agent:
             self._gc_full_at = now
         gc.freeze()
 
+    def _links_stale(self) -> bool:
+        """Safety net behind the netlink events (checked every status tick): the
+        link table differs from the one last reconciled, or an interface the XDP
+        driver attached to no longer has our program (re-read by ifindex), so
+        ``status`` must not go on reporting it."""
+        if self.links.current() != self._links:
+            return True
+        read = getattr(self.xdp, "lost_attachments", None)  # test doubles may not have it
+        lost = frozenset(read()) if read else frozenset()
+        stale = bool(lost) and lost != self._xdp_lost  # once per loss: a conflict that stays must not spin
+        self._xdp_lost = lost
+        return stale
+
+    def _node_interfaces(self, links: LinkTable, snapshot: Snapshot) -> NodeInterfaces:
+        """The interfaces the calculation sees: the node's links, plus those a local
+        HostEndpoint names explicitly (``interfaceName``) that were present since the
+        agent started and are gone now. Such an endpoint resolves by name alone, so
+        its policies, raw rules (``-i NAME``) and ipsets stay in place while the link
+        is away, and a link re-created under that name is protected the moment it
+        exists; XDP reports it as not existing (yet) and keeps its pins. Endpoints
+        matched by address or ``*`` are unchanged, and a named interface never seen
+        still gets the calculation's "does not exist" warning."""
+        named = {hep.spec.interfaceName for hep in snapshot.hep.values()
+                 if hep.spec.node == self.options.node and hep.spec.interfaceName not in (None, "", "*")}
+        present = links.interfaces.addresses
+        self._kept_names = frozenset(n for n in named if n in present or n in self._kept_names)
+        return with_named(links.interfaces, self._kept_names)
+
     def _reconcile(self, *, xdp: bool, raw: bool, verify_xdp: bool) -> str | None:
         snapshot, invalid = self.validated.update(self.syncer.items())
-        interfaces = read_interfaces()
+        self.links.start()  # idempotent: from now on link events wake the loop
+        links = self.links.current()
+        interfaces = self._node_interfaces(links, snapshot)
         first = self._desired is None
-        if first or interfaces != self._interfaces:
+        if first or links != self._links or interfaces != self._interfaces:
             xdp = raw = True  # the other tier's last report would describe other interfaces
         desired = compute(snapshot, self.options.node, interfaces, self.memo)
         config = desired.config
-        self._interfaces, self._desired, self.config = interfaces, desired, config
+        self._interfaces, self._links, self._desired, self.config = interfaces, links, desired, config
         if xdp:
             xdp_state = XdpDesiredState(desired.xdp.interfaces, config.xdpEnabled, config.genericXDPEnabled)
             self._xdp_reports = self.xdp.reconcile(xdp_state, verify=verify_xdp)
             if verify_xdp or first:  # the first reconcile rewrites (or adopts and rewrites) every map
                 self._xdp_verified_at = time.monotonic()
         if raw:  # on its own thread: XDP changes never wait for iptables/ipset processes
+            self.raw_worker.set_refresh(config.iptablesRefreshInterval)
             self.raw_worker.submit(desired.untracked)
             self._raw_at = time.monotonic()
         self._raw_seen = self.raw_worker.completed
@@ -306,12 +349,14 @@ class Agent:
                 entry["counters"] = packets
                 xdp_counters[entry["name"]] = (packets, verdict_totals(counters.bytes))
         raw_rules: dict[tuple[str, str, int], tuple[int, int]] = {}
-        if self.config.prometheusMetricsEnabled and self.raw is not None:  # iptables-save -c: only if someone scrapes
+        raw_drops: dict[str, dict[str, tuple[int, int]]] | None = None
+        if self.raw is not None:  # iptables-save -c -t raw, both families: the raw tier's own drop counters
             try:
-                raw_rules = self.raw.rule_counters()
+                raw_rules, raw_drops = self.raw.read_counters()
             except (CommandError, OSError) as exc:
                 log.debug("reading raw rule counters failed: %s", exc)
                 raw_rules = dict(self.metrics.snapshot().raw_rules)
+        apply_raw_counters(self.status, raw_drops, self.raw.repairs if self.raw is not None else None)
         self.metrics.publish(snapshot_from_status(self.status, xdp_counters, raw_rules))
 
     def _serve(self) -> None:
@@ -349,16 +394,20 @@ class Agent:
         RawDataplane(self.options.iptables_backend or self.config.iptablesBackend).cleanup()
 
 
-def cleanup(bpffs: Path, iptables_backend: str = "Auto") -> None:
+def cleanup(bpffs: Path, iptables_backend: str = "Auto") -> TeardownReport:
     """Remove everything Seawall installed on this host, without a datastore
     (``seawall teardown`` must work while the datastore is unreachable): only
-    what is in the kernel and under ``<bpffs>/seawall`` is looked at."""
+    what is in the kernel (every interface of this network namespace: Seawall
+    programs pinned elsewhere or not at all too) and under ``<bpffs>/seawall``
+    is looked at. Returns what was removed and what was left (foreign programs)."""
     driver = XdpDriver(bpffs)
     try:
-        driver.cleanup()
+        report = driver.teardown()
     finally:
         driver.close()
-    RawDataplane(iptables_backend).cleanup()
+    errors = RawDataplane(iptables_backend).cleanup()
+    report.left += [f"iptables raw: {error}" for error in errors or ()]
+    return report
 
 
 def _raw_errors(report: RawReport) -> list[str]:

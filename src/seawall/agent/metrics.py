@@ -11,7 +11,9 @@ observes directly, everything here is a pure function of the snapshot.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +21,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
+
+from seawall.dataplane.iptables.dataplane import PASS_KIND
 
 VERDICTS = ("dropped", "passed", "failsafe")
 TIERS = ("xdp", "raw")
@@ -38,6 +42,8 @@ class InterfaceSample:
     xdp_entries: Mapping[str, int] = field(default_factory=dict)  # "ipv4" | "ipv6" -> CIDRs in the maps
     ipset_members: Mapping[str, int] = field(default_factory=dict)  # ipset name -> members
     skipped: Mapping[str, int] = field(default_factory=dict)  # tier -> values it skipped as not CIDRs
+    #: "ipv4" | "ipv6" -> (packets, bytes) dropped by the iptables raw tier (its DROP lines' counters)
+    raw_dropped: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +54,8 @@ class MetricsSnapshot:
     in_sync: bool = False
     revision: int = 0
     invalid: int = 0
+    #: drift the raw tier repaired, per kind ("rules", "setHeaders", "setContents")
+    raw_repairs: Mapping[str, int] = field(default_factory=dict)
 
 
 def ipset_family(name: str) -> str:
@@ -68,14 +76,17 @@ def snapshot_from_status(status: Mapping[str, Any],
         packets, octets = xdp_counters.get(name, ({}, {}))
         raw = entry.get("raw") or {}
         skipped = entry.get("skipped") or {}
+        raw_families = (entry.get("rawCounters") or {}).get("families") or {}
         samples.append(InterfaceSample(
             name=name, mode=entry.get("mode", "none"), packets=dict(packets), bytes=dict(octets),
             xdp_entries=dict(entry.get("xdpEntries") or {}), ipset_members=dict(raw.get("ipsetMembers") or {}),
             skipped={tier: int((skipped.get(tier) or {}).get("count") or 0) for tier in TIERS},
+            raw_dropped={fam: (int(v.get("dropped") or 0), int(v.get("droppedBytes") or 0)) for fam, v in raw_families.items()},
         ))
     return MetricsSnapshot(
         interfaces=tuple(samples), raw_rules=dict(raw_rules), in_sync=bool(status.get("inSync")),
         revision=int(status.get("revision") or 0), invalid=len(status.get("invalid") or ()),
+        raw_repairs={k: int(v) for k, v in (status.get("rawRepairs") or {}).items()},
     )
 
 
@@ -103,6 +114,27 @@ def families(snapshot: MetricsSnapshot) -> Iterator[Metric]:
     yield packets
     yield octets
     yield entries
+
+    dropped = CounterMetricFamily("seawall_dropped_packets", "Packets dropped per interface by each tier (xdp: the XDP "
+                                  "program; raw: the iptables raw table, per family).",
+                                  labels=["interface", "mode", "tier", "family"])
+    dropped_bytes = CounterMetricFamily("seawall_dropped_bytes", "Bytes dropped per interface by each tier.",
+                                        labels=["interface", "mode", "tier", "family"])
+    for s in snapshot.interfaces:
+        if "dropped" in s.packets:
+            dropped.add_metric([s.name, s.mode, "xdp", "all"], s.packets["dropped"])
+            dropped_bytes.add_metric([s.name, s.mode, "xdp", "all"], s.bytes.get("dropped", 0))
+        for fam, (n_packets, n_bytes) in sorted(s.raw_dropped.items()):
+            dropped.add_metric([s.name, s.mode, "raw", fam], n_packets)
+            dropped_bytes.add_metric([s.name, s.mode, "raw", fam], n_bytes)
+    yield dropped
+    yield dropped_bytes
+    repairs = CounterMetricFamily("seawall_raw_repairs", "Drift of the iptables raw tier found and repaired, by kind "
+                                  "(rules: our chains or jumps; setHeaders: an ipset missing or its entry count "
+                                  "changed; setContents: members edited, found by the full refresh).", labels=["kind"])
+    for kind in ("rules", "setHeaders", "setContents"):
+        repairs.add_metric([kind], snapshot.raw_repairs.get(kind, 0))
+    yield repairs
 
     skipped = GaugeMetricFamily("seawall_dataplane_skipped_values", "Values a dataplane tier skipped on an interface "
                                 "because they are not CIDRs (they slipped past validation; see seawall status).",
@@ -145,6 +177,22 @@ class SnapshotCollector(Collector):
         return families(self.source())
 
 
+class RawPassTimer:
+    """Times one pass of the raw tier into the histogram of its kind: the periodic
+    drift checks (every few seconds, a few ms each) go to ``seawall_raw_check_seconds``
+    so that ``seawall_raw_apply_seconds`` keeps describing reconciles."""
+
+    def __init__(self, apply: Histogram, check: Histogram) -> None:
+        self.apply, self.check = apply, check
+
+    @contextmanager
+    def time(self) -> Iterator[None]:
+        histogram = self.check if PASS_KIND.get() == "check" else self.apply
+        start = time.perf_counter()
+        yield
+        histogram.observe(time.perf_counter() - start)
+
+
 class AgentMetrics:
     """The agent's own registry (never the global one): snapshot families, the
     reconcile-duration histogram and a failure counter."""
@@ -157,8 +205,12 @@ class AgentMetrics:
         self.apply_seconds = Histogram("seawall_apply_seconds", "Duration of one reconcile: calculation and the "
                                        "XDP tier (what a datastore change waits for before XDP drops).",
                                        buckets=APPLY_BUCKETS, registry=self.registry)
-        self.raw_apply_seconds = Histogram("seawall_raw_apply_seconds", "Duration of one reconcile of the iptables "
-                                           "raw tier (its own thread).", buckets=APPLY_BUCKETS, registry=self.registry)
+        self.raw_apply_seconds = RawPassTimer(
+            Histogram("seawall_raw_apply_seconds", "Duration of one reconcile of the iptables raw tier (its own "
+                      "thread).", buckets=APPLY_BUCKETS, registry=self.registry),
+            Histogram("seawall_raw_check_seconds", "Duration of one periodic drift check of the iptables raw tier "
+                      "(chains and ipset headers compared; a reconcile only on drift).", buckets=APPLY_BUCKETS,
+                      registry=self.registry))
         self.reconcile_failures = Counter("seawall_reconcile_failures", "Reconciles that raised or that the iptables "
                                           "raw tier reported errors for.", registry=self.registry)
 

@@ -7,6 +7,7 @@ Sizes, never member lists: with a million-entry set the object stays a few KB
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from seawall.calc import DesiredState, InterfaceDecisions, RuleDecision
@@ -71,3 +72,36 @@ def reconcile_status(desired: DesiredState, xdp_reports: dict[str, InterfaceRepo
         ],
         "warnings": list(desired.warnings),
     }
+
+
+RAW_REPAIR_KINDS = ("rules", "setHeaders", "setContents")
+
+
+def apply_raw_counters(status: dict[str, Any], drops: Mapping[str, Mapping[str, tuple[int, int]]] | None,
+                       repairs: Mapping[str, int] | None = None) -> None:
+    """Fold the raw tier's own counters into the status (in place).
+
+    ``drops``: {interface: {"ipv4"|"ipv6": (packets, bytes)}} from the DROP line of
+    its raw chains (``RawDataplane.interface_drops``); None when they could not be
+    read (the previous values stay). Every interface gets ``rawCounters`` (its raw
+    drops per family and in all); an ``iptables-raw`` interface also shows them as
+    its ``counters.dropped`` (the XDP counters it would otherwise show do not
+    exist). On an XDP interface ``counters`` stays the XDP program's and
+    ``rawCounters`` adds what raw dropped behind it (rules XDP cannot hold).
+    ``repairs``: drift the raw tier found and repaired, per kind."""
+    if repairs is not None:
+        status["rawRepairs"] = {kind: int(repairs.get(kind, 0)) for kind in RAW_REPAIR_KINDS}
+    if drops is None:
+        return
+    for entry in status.get("interfaces", []):
+        per_family = drops.get(entry.get("name", ""))
+        if per_family is None and not entry.get("raw"):
+            entry.pop("rawCounters", None)
+            continue
+        families = {fam: {"dropped": p, "droppedBytes": b} for fam, (p, b) in sorted((per_family or {}).items())}
+        total = sum(v["dropped"] for v in families.values())
+        total_bytes = sum(v["droppedBytes"] for v in families.values())
+        entry["rawCounters"] = {"dropped": total, "droppedBytes": total_bytes, "families": families}
+        if entry.get("mode") == "iptables-raw":
+            counters = entry.setdefault("counters", dict(ZERO_COUNTERS))
+            counters["dropped"] = total

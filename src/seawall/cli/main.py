@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -30,6 +31,7 @@ from seawall.api import (
     parse_documents,
     resolve_kind,
 )
+from seawall.api.errors import MAX_ERRORS_SHOWN
 from seawall.cli import operations
 from seawall.cli.inputs import read_documents
 from seawall.cli.operations import Mode, with_resource_version
@@ -53,10 +55,24 @@ def _fail_validation(exc: ValidationFailed, *, verb: str) -> NoReturn:
     raise CliError("\n".join(lines))
 
 
+def _echo_warnings(lines: Iterable[str]) -> None:
+    """At most ``MAX_ERRORS_SHOWN`` warnings, then a count (as for errors): 100k
+    sets with the same problem must not print 100k lines."""
+    count = 0
+    for line in lines:
+        count += 1
+        if count <= MAX_ERRORS_SHOWN:
+            click.echo(f"warning: {line}", err=True)
+    if count > MAX_ERRORS_SHOWN:
+        click.echo(f"warning: ... and {count - MAX_ERRORS_SHOWN} more warnings", err=True)
+
+
 def _warn(items: Sequence[ParsedResource]) -> None:
-    for item in items:
-        for warning in item.warnings:
-            click.echo(f"warning: {item.source}: document {item.index}: {item.key[0]}({item.key[1]}): {warning}", err=True)
+    _echo_warnings(
+        f"{item.source}: document {item.index}: {item.key[0]}({item.key[1]}): {warning}"
+        for item in items
+        for warning in item.warnings
+    )
 
 
 @contextmanager
@@ -95,15 +111,14 @@ def _load(files: tuple[str, ...], recursive: bool, verb: str) -> list[ParsedReso
 
 
 def _warn_unselected(items: Sequence[ParsedResource], stored: dict[str, dict[str, Any]], where: str) -> None:
-    for item in operations.unselected_sets(items, stored):
-        labels = item.resource.metadata.labels or {}
-        shown = ", ".join(f"{k}={v}" for k, v in labels.items()) or "no labels"
-        click.echo(
-            f"warning: {item.source}: document {item.index}: {item.key[0]}({item.key[1]}): "
-            f"no GlobalNetworkPolicy rule in {where} selects this set ({shown}); "
-            "it blocks nothing (a label typo?)",
-            err=True,
-        )
+    def lines() -> Iterator[str]:
+        for item in operations.unselected_sets(items, stored):
+            labels = item.resource.metadata.labels or {}
+            shown = ", ".join(f"{k}={v}" for k, v in labels.items()) or "no labels"
+            yield (f"{item.source}: document {item.index}: {item.key[0]}({item.key[1]}): "
+                   f"no GlobalNetworkPolicy rule in {where} selects this set ({shown}); it blocks nothing (a label typo?)")
+
+    _echo_warnings(lines())
 
 
 def _summary(verb: str, keys: Sequence[tuple[str, str]]) -> str:
@@ -403,7 +418,7 @@ def patch(ctx: click.Context, kind: str, name: str, patch_text: str) -> None:
         raise CliError(f"patch: -p is not valid JSON: {exc}") from None
     if not isinstance(patch_doc, dict):
         raise CliError("patch: -p must be a JSON object")
-    wanted = _patch_resource_version(patch_doc)
+    wanted = _patch_resource_version(patch_doc, f"{info.kind}({name})")
     with _store(ctx) as store:
         old, revision = _read_one(store, info, name)
         if wanted is not None and wanted != str(revision):
@@ -416,14 +431,14 @@ def patch(ctx: click.Context, kind: str, name: str, patch_text: str) -> None:
     click.echo(f"Successfully patched 1 '{info.kind}' resource")
 
 
-def _patch_resource_version(patch_doc: dict[str, Any]) -> str | None:
+def _patch_resource_version(patch_doc: dict[str, Any], what: str) -> str | None:
     """The ``metadata.resourceVersion`` a patch expects the resource to be at, if any."""
     metadata = patch_doc.get("metadata")
     if not isinstance(metadata, dict) or metadata.get("resourceVersion") in (None, ""):
         return None
     wanted = str(metadata["resourceVersion"])
-    if not wanted.isdigit():
-        raise CliError("patch: metadata.resourceVersion must be a revision number as returned by 'seawall get'")
+    if not (wanted.isascii() and wanted.isdigit()) or len(wanted) > operations.MAX_REVISION_DIGITS:
+        raise CliError(f"patch {what}: metadata.resourceVersion must be a revision number as returned by 'seawall get'")
     return str(int(wanted))
 
 
@@ -504,9 +519,33 @@ def _teardown(node: str | None, bpffs: str, run_dir: str) -> None:
     from seawall.agent.loop import cleanup
 
     del node  # clean-up removes what this host has, whatever the node name
-    cleanup(Path(bpffs))
+    holder = _running_agent(Path(run_dir))
+    if holder:
+        click.echo(f"warning: {holder}; it will install everything again", err=True)
+    report = cleanup(Path(bpffs))
     (Path(run_dir) / "status.json").unlink(missing_ok=True)
-    click.echo("Seawall's XDP programs, pins, chains and ipsets removed")
+    for line in report.removed:
+        click.echo(f"removed: {line}")
+    if not report.removed:
+        click.echo("removed: nothing (no Seawall XDP program attached or pinned)")
+    click.echo("removed: Seawall's sw- chains and sw4-/sw6- ipsets (if any)")
+    for line in report.left:
+        click.echo(f"left: {line}")
+
+
+def _running_agent(run_dir: Path) -> str | None:
+    """Who holds ``<run-dir>/agent.lock`` (a running agent), or None."""
+    from seawall.agent.lock import AgentLockError, lock_agent
+
+    if not (run_dir / "agent.lock").exists():
+        return None
+    try:
+        lock_agent(run_dir, Path("/nonexistent")).release()  # only the run-dir lock: bpffs is not touched
+    except AgentLockError as exc:
+        return str(exc).split(";", 1)[0]
+    except OSError:
+        return None
+    return None
 
 
 @cli.command()
@@ -533,11 +572,16 @@ def agent(ctx: click.Context, node: str | None, bpffs: str, run_dir: str, do_cle
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     options = AgentOptions(node or _socket.gethostname(), Path(bpffs), Path(run_dir))
+    from seawall.agent.lock import AgentLockError
+
     with _store(ctx, create=True) as store:
         daemon = Agent(store, options)
         signal.signal(signal.SIGTERM, lambda *_: daemon.stop.set())
         signal.signal(signal.SIGINT, lambda *_: daemon.stop.set())
-        daemon.run()
+        try:
+            daemon.run()
+        except AgentLockError as exc:
+            raise CliError(f"seawall agent: {exc}") from None
 
 
 @cli.command()

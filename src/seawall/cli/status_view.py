@@ -23,11 +23,11 @@ from rich.text import Text
 KNOWN_TOP = frozenset({
     "node", "inSync", "revision", "lastApplyTime", "lastReconcileMs", "refreshInterval",
     "xdpRefreshInterval", "iptablesRefreshInterval", "lastError", "lastErrorTime",
-    "metricsError", "healthError", "interfaces", "notEnforced", "warnings", "invalid",
+    "metricsError", "healthError", "interfaces", "notEnforced", "warnings", "invalid", "rawRepairs",
 })
 KNOWN_INTERFACE = frozenset({
     "name", "hostEndpoint", "mode", "reason", "policies", "xdpEntries", "rules", "raw",
-    "errors", "counters", "countersLive", "skipped",
+    "errors", "counters", "countersLive", "skipped", "rawCounters",
 })
 KNOWN_RULE = frozenset({"policy", "index", "action", "inXdp", "xdpCidrs", "eligibleCidrs", "reason"})
 MAX_VALUE_CHARS = 160
@@ -96,6 +96,11 @@ def _header(data: Mapping[str, Any], age_s: float | None) -> Text:
     if intervals:
         second.append(("refresh ", ", ".join(f"{label} every {fmt_value(value)} s" if value else f"{label} never"
                                              for label, value in intervals), ""))
+    repairs = data.get("rawRepairs")
+    if isinstance(repairs, Mapping):
+        second.append(("raw drift repaired ", ", ".join(f"{label} {_int(repairs.get(key))}" for label, key in (
+            ("rules", "rules"), ("set headers", "setHeaders"), ("set contents", "setContents"))),
+            "yellow" if any(_int(v) for v in repairs.values()) else ""))
     for number, (label, value, style) in enumerate(second):
         text.append("\n" if number == 0 else "   ")
         text.append(label, style="bold")
@@ -135,11 +140,16 @@ def _interface_table(interfaces: list[Mapping[str, Any]]) -> Table:
         mode = str(entry.get("mode", "?"))
         style = "green" if mode.startswith("xdp-") else ("yellow" if mode == "iptables-raw" else "")
         live = "*" if entry.get("countersLive") else ""
+        raw_counters = entry.get("rawCounters")
+        raw_dropped = _int(raw_counters.get("dropped")) if isinstance(raw_counters, Mapping) else 0
+        dropped = f"{_int(counters.get('dropped'))}{live}"
+        if mode.startswith("xdp-") and raw_dropped:
+            dropped += f" +{raw_dropped} raw"  # raw still enforces what XDP does not hold
         table.add_row(
             str(entry.get("name", "?")), str(entry.get("hostEndpoint") or "-"), Text(mode, style=style),
             ", ".join(map(str, entry.get("policies") or ())) or "-", _xdp_entries(entry.get("xdpEntries")),
             _raw_summary(entry.get("raw")),
-            f"{_int(counters.get('dropped'))}{live}", f"{_int(counters.get('passed'))}{live}",
+            dropped, f"{_int(counters.get('passed'))}{live}",
             f"{_int(counters.get('failsafe'))}{live}",
         )
     return table
@@ -175,6 +185,13 @@ def _interface_details(entry: Mapping[str, Any]) -> list[Text]:
         extra = {k: v for k, v in raw.items() if k not in ("backend", "programmed", "chains", "ipsetMembers")}
         for key, value in extra.items():
             lines.append(Text(f"    raw {key}: {fmt_value(value)}"))
+    raw_counters = entry.get("rawCounters")
+    if isinstance(raw_counters, Mapping):
+        fams = raw_counters.get("families")
+        per = ", ".join(f"{fam} {_int(v.get('dropped'))}" for fam, v in fams.items() if isinstance(v, Mapping)) \
+            if isinstance(fams, Mapping) else ""
+        lines.append(Text(f"    raw dropped: {_int(raw_counters.get('dropped'))} packets, "
+                          f"{_int(raw_counters.get('droppedBytes'))} bytes" + (f" ({per})" if per else "")))
     for error in entry.get("errors") or ():
         lines.append(Text(f"    error: {error}", style="red"))
     lines += _skipped_lines(entry.get("skipped"))
@@ -247,7 +264,7 @@ class MalformedStatus(ValueError):
 
 _LIST_TOP = ("interfaces", "notEnforced", "warnings", "invalid")
 _LIST_INTERFACE = ("policies", "rules", "errors")
-_MAPPING_INTERFACE = ("xdpEntries", "raw", "counters", "skipped")
+_MAPPING_INTERFACE = ("xdpEntries", "raw", "counters", "skipped", "rawCounters")
 
 
 def check_shape(data: Any) -> None:

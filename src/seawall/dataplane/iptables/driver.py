@@ -49,6 +49,7 @@ class RawReport:
     families: dict[int, FamilyReport] = field(default_factory=dict)
     ipsets_s: float = 0.0
     sets_swapped: list[str] = field(default_factory=list)
+    sets_changed: list[str] = field(default_factory=list)  # sets the restore created, swapped or edited
     sets_destroyed: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     ipset_skipped: dict[str, dict[object, str]] = field(default_factory=dict)  # set name -> members skipped as not CIDRs
@@ -103,6 +104,7 @@ class RawDriver:
         try:
             plan = self.ipsets.sync(rendered.ipsets, resync=resync_ipsets)
             report.sets_swapped = sorted(n for n, c in plan.changes.items() if c.swapped)
+            report.sets_changed = sorted(n for n, c in plan.changes.items() if c.created or c.swapped or c.added or c.removed)
             report.ipset_skipped = plan.skipped
         except (CommandError, ValueError) as exc:
             report.errors.append(f"ipsets: {exc}")
@@ -134,6 +136,17 @@ class RawDriver:
                 report.errors.append(f"ipsets: {exc}")
         self._last = rendered if report.ok else None
         return report
+
+    def check(self, rendered: RenderedRaw) -> dict[str, list[str]]:
+        """The cheap drift check (writes nothing): {"rules": differences of our chains
+        and jumps, per family; "setHeaders": our sets missing or whose header or entry
+        count changed}; empty lists when nothing drifted. Three processes in all
+        (``iptables-save -t raw`` per family, ``ipset list -t``), never a member list."""
+        rules: list[str] = []
+        for fam in FAMILIES:
+            table = rendered.tables.get(fam) or TableContent(family=fam, chains={}, hooks=())
+            rules += [f"IPv{fam}: {d}" for d in self.tables.drifted(table)]
+        return {"rules": rules, "setHeaders": self.ipsets.header_drift(rendered.ipsets)}
 
     def counters(self) -> dict[tuple[int, str], list[RuleCounter]]:
         """Packets and bytes per rule of each of our chains, keyed by (family, chain)."""

@@ -311,6 +311,20 @@ class IpSets:
         self._skipped.update(skipped)
         return plan
 
+    def header_drift(self, desired: Mapping[str, IpSetContent]) -> builtins.list[str]:
+        """The cheap check (one ``ipset list -t``: headers, never members): names of
+        desired sets that are missing, of another type or family, too small, or whose
+        entry count differs from what we last wrote. An edit that keeps the count is
+        not seen here (``sync(resync=True)`` reads members)."""
+        existing = self.list()
+        out = []
+        for name, content in desired.items():
+            info, cached = existing.get(name), self._cache.get(name)
+            if info is None or cached is None or info.type != "hash:net" or info.family != content.family \
+                    or info.entries != len(cached[1]) or info.maxelem < info.entries:
+                out.append(name)
+        return out
+
     def destroy(self, names: Iterable[str]) -> tuple[builtins.list[str], builtins.list[str]]:
         """Destroy our sets (never anything else); returns (destroyed, errors).
         A set still referenced by a rule cannot be destroyed: that is reported."""

@@ -9,10 +9,13 @@ Chains per family (iptables for 4, ip6tables for 6)::
   PREROUTING -> sw-PREROUTING: -i <if> -g sw-fh-<if>     (OUTPUT -> sw-OUTPUT: -o <if> -g sw-th-<if>)
   sw-fh-<if>:
     -j MARK --set-xmark 0/ALL           clear our bits
+    (IPv6) -p ipv6-icmp -m icmp6 --icmpv6-type T -m hl --hl-eq 255 -j RETURN, T = 133..137:
+                                        neighbour discovery continues (verdict step 1b)
     -j sw-failsafe-in                   own failsafe dports: ACCEPT; reply sports: set FS
     -m mark --mark FS/FS -j sw-di-<p>   per policy with Deny rules: a Deny match clears FS
     -m mark --mark FS/FS -g sw-accept   reply no Deny rule matches: ACCEPT
-    -m mark --mark 0/ACC|PASS -j sw-pi-<p>   per policy, until one accepted or passed
+    -m mark --mark 0/ACC|PASS|DENY -j sw-pi-<p>   per policy, until one accepted, passed or denied
+    -m mark --mark DENY/DENY -j DROP    a Deny rule matched: dropped here, so the counter is per interface
     -m mark --mark ACC/ACC -j NOTRACK
     -m mark --mark ACC/ACC -g sw-accept
     -j MARK --set-xmark 0/ALL           unmatched: continue with our bits cleared
@@ -39,7 +42,11 @@ port protocol (tcp, udp, sctp, udplite): protocols exclude each other, so at
 most one copy acts.
 
 Marks (``Marks``): accept 0x10000, pass 0x20000, scratch 0x40000/0x80000,
-failsafe-reply 0x100000; all cleared on entry and before every exit.
+failsafe-reply 0x100000, deny 0x200000; all cleared on entry and before every
+exit (a dropped packet keeps its deny bit: it goes nowhere). A Deny rule sets
+the deny bit and returns; the interface chain drops, so the kernel's counter of
+that one DROP line (role "drop") is the raw tier's drops on that interface and
+family, while the mark line (role "action") still counts per policy rule.
 A rule that references a set id absent from ``state.sets``, or whose
 ip_version/CIDRs cannot match the table's family, is skipped in that table.
 """
@@ -57,7 +64,7 @@ from seawall.dataplane.iptables.rendered import IpSetContent, RenderedRaw, RuleO
 from seawall.dataplane.iptables.ruleset import hook_rule, our_comment
 from seawall.dataplane.skipped import Sink, record
 from seawall.policy.model import Action, Direction, EntityMatch, FailsafePort, Policy, PortRange, Rule, UntrackedState
-from seawall.policy.verdict import ICMP_PROTOCOL, PORT_PROTOCOLS, has_rules, references_missing_set
+from seawall.policy.verdict import ICMP_PROTOCOL, ND_HOP_LIMIT, ND_TYPES, PORT_PROTOCOLS, has_rules, references_missing_set
 
 MULTIPORT_SLOTS = 15
 LOG_PREFIX_MAX = 29  # iptables LOG --log-prefix limit
@@ -71,10 +78,11 @@ class Marks:
     scratch0: int = 0x40000
     scratch1: int = 0x80000
     failsafe: int = 0x100000
+    deny: int = 0x200000
 
     @property
     def all(self) -> int:
-        return self.accept | self.pass_ | self.scratch0 | self.scratch1 | self.failsafe
+        return self.accept | self.pass_ | self.scratch0 | self.scratch1 | self.failsafe | self.deny
 
 
 DEFAULT_MARKS = Marks()
@@ -501,6 +509,9 @@ class _TableRenderer:
         base = RuleOrigin(ifname, direction.value, None, None, "interface")
         chain = _Chain(name, base)
         chain.add("", _set_mark(0, mk.all))
+        if self.family == 6:  # neighbour discovery is never decided here (verdict step 1b)
+            for nd_type in ND_TYPES:
+                chain.add(f"-p ipv6-icmp -m icmp6 --icmpv6-type {nd_type} -m hl --hl-eq {ND_HOP_LIMIT}", "-j RETURN", "nd")
         chain.add("", f"-j {names.failsafe_chain(direction)}")
         idents = [(self._policy_ident(direction, p), p) for p in policies if p.rules(direction)]
         if reply_candidates:
@@ -514,8 +525,9 @@ class _TableRenderer:
         for ident, policy in idents:
             pchain = self._policy(direction, ident, policy)
             chain.origin = replace(base, policy=ident)
-            chain.add(f"-m mark --mark 0x0/{_hex(mk.accept | mk.pass_)}", f"-j {pchain}", "jump")
+            chain.add(f"-m mark --mark 0x0/{_hex(mk.accept | mk.pass_ | mk.deny)}", f"-j {pchain}", "jump")
             chain.origin = base
+        chain.add(_is_mark(mk.deny), "-j DROP", "drop")
         chain.add(_is_mark(mk.accept), "-j NOTRACK")
         chain.add(_is_mark(mk.accept), f"-g {names.ACCEPT_CHAIN}")
         chain.add("", _set_mark(0, mk.all))
@@ -551,13 +563,13 @@ class _TableRenderer:
             elif rule.action is Action.PASS:
                 targets = [_set_mark(mk.pass_, mk.pass_)]
             elif rule.action is Action.DENY:
-                targets = ["-j DROP"]
+                targets = [_set_mark(mk.deny, mk.deny)]
             else:
                 targets = [f'-j LOG --log-prefix "{_log_prefix(policy.name)}"']
             for m in matches:
                 _emit(chain, m, targets, mk)
-                if rule.action in (Action.ALLOW, Action.PASS):
-                    bit = mk.accept if rule.action is Action.ALLOW else mk.pass_
+                if rule.action in (Action.ALLOW, Action.PASS, Action.DENY):
+                    bit = {Action.ALLOW: mk.accept, Action.PASS: mk.pass_, Action.DENY: mk.deny}[rule.action]
                     chain.add(_is_mark(bit), "-j RETURN", "return")
         self._store(chain)
         return name

@@ -62,6 +62,14 @@ class Tables:
             self._known[family] = (table, {c: [r.args for r in saved.chains.get(c, [])] for c in table.chains})
         return plan
 
+    def drifted(self, table: TableContent) -> list[str]:
+        """The cheap check: one ``iptables-save -t raw`` compared with what we programmed
+        (our chains, their rules and the kernel's spelling of them, our hook jumps);
+        the differences, empty when the kernel holds exactly ``table``. Writes nothing."""
+        known = self._known.get(table.family)
+        plan = plan_table(table, self.save(table.family), known[1] if known and known[0] == table else None)
+        return plan.differences
+
     def counters(self, family: int) -> dict[str, list[SavedRule]]:
         saved = self.save(family, counters=True)
         if saved is None:

@@ -109,10 +109,8 @@ def load_new(
         obj.close()
     info = libbpf.prog_info(prog_fd)
     (directory / "maps").mkdir(parents=True, exist_ok=True)
-    for name, fd in fds.items():
-        pin = directory / "maps" / name
-        if not pin.exists():
-            libbpf.obj_pin(fd, str(pin))
+    for name, fd in fds.items():  # replace leftovers: the pins must be this program's maps
+        _repin(fd, directory / "maps" / name)
     _repin(prog_fd, directory / "prog")
     return PinnedProgram(directory, prog_fd, info.id, info.tag, BlocklistMaps(fds))
 
@@ -130,20 +128,120 @@ def _repin(fd: int, pin: Path) -> None:
 
 
 def open_pinned(directory: Path) -> PinnedProgram | None:
-    """Re-open a pinned program and its maps, or None if not (completely) pinned."""
+    """Re-open a pinned program and its maps, or None if not (completely) pinned.
+
+    The maps are the *program's own* (by the map ids the kernel reports for it),
+    not whatever ``maps/`` holds: two loaders racing on one directory used to
+    leave the prog pin of one and the map pins of the other, and writing those
+    maps changed nothing the attached program reads. Map pins that disagree
+    are re-pinned."""
     if not (directory / "prog").exists():
         return None
-    fds: dict[str, int] = {}
     try:
         prog_fd = libbpf.obj_get(str(directory / "prog"))
-        for name in MAP_NAMES:
-            fds[name] = libbpf.obj_get(str(directory / "maps" / name))
+    except (libbpf.LibbpfError, OSError):
+        return None
+    program = _with_own_maps(directory, prog_fd)
+    if program is None:
+        os.close(prog_fd)
+        return None
+    _pin_maps(program, replace=True)
+    return program
+
+
+def program_maps(prog_fd: int) -> dict[str, int] | None:
+    """Fds of a loaded program's blocklist maps (by name, from its map ids), or
+    None if it does not have every map a Seawall program has."""
+    fds: dict[str, int] = {}
+    try:
+        for map_id in libbpf.prog_info(prog_fd).map_ids:
+            fd = libbpf.map_fd_by_id(map_id)
+            name = libbpf.map_info(fd).name
+            if name in MAP_NAMES and name not in fds:
+                fds[name] = fd
+            else:
+                os.close(fd)
     except (libbpf.LibbpfError, OSError):
         for fd in fds.values():
             os.close(fd)
         return None
+    if any(name not in fds for name in MAP_NAMES):
+        for fd in fds.values():
+            os.close(fd)
+        return None
+    return fds
+
+
+def is_seawall_program(prog_id: int) -> bool:
+    """Whether the loaded program ``prog_id`` is a Seawall blocklist program (of
+    this run or an older one, pinned or not): named ``seawall_xdp`` with an
+    ``sw_cfg`` map. Anything else is someone else's."""
+    try:
+        fd = libbpf.prog_fd_by_id(prog_id)
+    except (libbpf.LibbpfError, OSError):
+        return False
+    try:
+        info = libbpf.prog_info(fd)
+        if info.name != PROGRAM_NAME:
+            return False
+        for map_id in info.map_ids:
+            map_fd = libbpf.map_fd_by_id(map_id)
+            try:
+                if libbpf.map_info(map_fd).name == "sw_cfg":
+                    return True
+            finally:
+                os.close(map_fd)
+        return False
+    except (libbpf.LibbpfError, OSError):
+        return False
+    finally:
+        os.close(fd)
+
+
+def adopt(directory: Path, prog_fd: int) -> PinnedProgram | None:
+    """Take over a loaded Seawall program (e.g. attached by another agent and
+    pinned elsewhere, or not at all): pin it and its own maps under
+    ``directory``, replacing what is pinned there. Takes ownership of
+    ``prog_fd``. None (``prog_fd`` closed) if it lacks a Seawall map."""
+    program = _with_own_maps(directory, prog_fd)
+    if program is None:
+        os.close(prog_fd)
+        return None
+    _pin_maps(program, replace=True)
+    _repin(prog_fd, directory / "prog")
+    return program
+
+
+def _with_own_maps(directory: Path, prog_fd: int) -> PinnedProgram | None:
+    fds = program_maps(prog_fd)
+    if fds is None:
+        return None
     info = libbpf.prog_info(prog_fd)
     return PinnedProgram(directory, prog_fd, info.id, info.tag, BlocklistMaps(fds))
+
+
+def _pin_maps(program: PinnedProgram, *, replace: bool) -> None:
+    """Pin the program's maps under ``maps/`` (re-pinning a pin of another map if ``replace``)."""
+    (program.directory / "maps").mkdir(parents=True, exist_ok=True)
+    for name, fd in program.maps.fds.items():
+        pin = program.directory / "maps" / name
+        if pin.exists():
+            if not replace or _pinned_id(pin) == libbpf.map_info(fd).id:
+                continue
+        _repin(fd, pin)
+
+
+def _pinned_id(pin: Path) -> int | None:
+    try:
+        fd = libbpf.obj_get(str(pin))
+    except (libbpf.LibbpfError, OSError):
+        return None
+    try:
+        return libbpf.map_info(fd).id
+    except (libbpf.LibbpfError, OSError):
+        return None
+    finally:
+        os.close(fd)
 
 
 _EXPECTED_TAG: dict[str, str] = {}
