@@ -60,7 +60,7 @@ bench-full: setup
 .PHONY: bench-full bench-all
 
 # Every benchmark of the project (bench-cluster needs etcd; see its target).
-bench-all: bench-full bench-apply bench-xdp bench-raw bench-agent bench-cluster
+bench-all: bench-full bench-apply bench-xdp bench-raw bench-agent bench-cluster bench-prefixes bench-hostile
 
 bench-apply: setup
 	$(PY) bench/apply_million.py
@@ -79,6 +79,10 @@ bench-cluster: setup
 # Raw tier (root): writes bench/results/raw.json and docs/benchmarks/raw.md.
 bench-raw: setup
 	$(PY) bench/raw.py $(ARGS)
+
+# Every prefix length through the agent (root, ~3 min): bench/results/short-prefixes.json, docs/benchmarks/short-prefixes.md.
+bench-prefixes: setup
+	$(PY) bench/short_prefixes.py $(ARGS)
 
 # Hostile-input corpus (< 5 min): writes bench/results/hostile-corpus.json and docs/hardening-corpus.md.
 bench-hostile: setup
