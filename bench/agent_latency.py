@@ -53,6 +53,23 @@ def write(store: Datastore, text: str) -> None:
     store.commit(operations.plan(operations.Mode.APPLY, items, current).ops)
 
 
+def start_agent(victim: str, db: Path, fs: Path, run_dir: Path, log: Path) -> subprocess.Popen[bytes]:
+    """`seawall agent` in the victim namespace, its stderr to ``log``."""
+    with open(log, "w") as err:
+        return subprocess.Popen(["ip", "netns", "exec", victim, sys.executable, "-m", "seawall", "--datastore", f"sqlite://{db}",
+                                 "agent", "--node", NODE, "--bpffs", str(fs), "--run-dir", str(run_dir)],
+                                stdout=subprocess.DEVNULL, stderr=err)
+
+
+def stop_agent(agent: subprocess.Popen[bytes], victim: str, db: Path, fs: Path, run_dir: Path) -> None:
+    """Stop it and remove what it installed (`seawall agent --cleanup`)."""
+    agent.terminate()
+    agent.wait(timeout=30)
+    subprocess.run(["ip", "netns", "exec", victim, sys.executable, "-m", "seawall", "--datastore", f"sqlite://{db}",
+                    "agent", "--cleanup", "--node", NODE, "--bpffs", str(fs), "--run-dir", str(run_dir)],
+                   capture_output=True)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -101,9 +118,7 @@ def run_config(rounds: int, resident: int) -> dict:
             write(store, resident_set(resident))
         run_dir = Path(tmp) / "run"
         started = time.perf_counter()
-        agent = subprocess.Popen(["ip", "netns", "exec", victim, sys.executable, "-m", "seawall", "--datastore", f"sqlite://{db}",
-                                  "agent", "--node", NODE, "--bpffs", str(fs), "--run-dir", str(run_dir)],
-                                 stdout=subprocess.DEVNULL, stderr=open(Path(tmp) / "agent.log", "w"))
+        agent = start_agent(victim, db, fs, run_dir, Path(tmp) / "agent.log")
         try:
             pin = fs / "seawall" / "xdp" / pair.name_a / "prog"
             deadline = time.monotonic() + (300 if resident else 30)
@@ -145,11 +160,7 @@ def run_config(rounds: int, resident: int) -> dict:
                 time.sleep(0.05)
             memory = memory_kib(agent.pid)
         finally:
-            agent.terminate()
-            agent.wait(timeout=30)
-            subprocess.run(["ip", "netns", "exec", victim, sys.executable, "-m", "seawall", "--datastore", f"sqlite://{db}",
-                            "agent", "--cleanup", "--node", NODE, "--bpffs", str(fs), "--run-dir", str(run_dir)],
-                           capture_output=True)
+            stop_agent(agent, victim, db, fs, run_dir)
             store.close()
     return {
         "resident_nets": resident,

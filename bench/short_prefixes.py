@@ -23,7 +23,6 @@ import argparse
 import ipaddress
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from agent_latency import NODE, documents, percentile, write  # noqa: E402
+from agent_latency import documents, percentile, start_agent, stop_agent, write  # noqa: E402
 from seawall.dataplane.xdp import libbpf  # noqa: E402
 from seawall.datastore import SqliteDatastore  # noqa: E402
 from seawall.testing import frames as F  # noqa: E402
@@ -87,9 +86,7 @@ def run(rounds: int) -> dict:
         write(store, documents(pair.name_a, base))
         run_dir = Path(tmp) / "run"
         log = Path(tmp) / "agent.log"
-        agent = subprocess.Popen(["ip", "netns", "exec", victim, sys.executable, "-m", "seawall", "--datastore", f"sqlite://{db}",
-                                  "agent", "--node", NODE, "--bpffs", str(fs), "--run-dir", str(run_dir)],
-                                 stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+        agent = start_agent(victim, db, fs, run_dir, log)
         rows: list[dict] = []
         try:
             pin = fs / "seawall" / "xdp" / pair.name_a / "prog"
@@ -123,11 +120,7 @@ def run(rounds: int) -> dict:
                 write(store, documents(pair.name_a, base))
                 wait_for(prog, [(F.udp4(single), PASS)])
         finally:
-            agent.terminate()
-            agent.wait(timeout=30)
-            subprocess.run(["ip", "netns", "exec", victim, sys.executable, "-m", "seawall", "--datastore", f"sqlite://{db}",
-                            "agent", "--cleanup", "--node", NODE, "--bpffs", str(fs), "--run-dir", str(run_dir)],
-                           capture_output=True)
+            stop_agent(agent, victim, db, fs, run_dir)
             store.close()
     worst = max(max(r["add_ms"]["p99"], r["remove_ms"]["p99"]) for r in rows)
     return {"rounds": rounds, "rows": rows, "worst_p99_ms": worst, "target_p99_ms": TARGET_P99_MS,

@@ -44,7 +44,7 @@ import threading
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from seawall.datastore.interface import (
     AlreadyExists,
@@ -104,6 +104,9 @@ _MAX_IDLE_CONNECTIONS = 4
 _WATCH_BATCH_ROWS = 256
 _WATCH_BATCH_BYTES = 32 * 1024 * 1024  # stop a batch early once its values exceed this
 _SEQ_DONE = 1 << 62  # "every seq of this revision has been seen"
+
+
+_T = TypeVar("_T")
 
 
 class _Missing(DatastoreUnavailable):
@@ -405,53 +408,46 @@ class SqliteDatastore(Datastore):
     def _meta(conn: sqlite3.Connection, key: str) -> int:
         return int(conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()[0])
 
-    def _reads_empty(self, exc: _Missing) -> None:
-        """A read found no store: empty when this object may not create it now
-        (``create`` None/False), else the error stands."""
-        if self._create is True:
-            raise exc
-        if not self._noted_missing:
-            self._noted_missing = True
-            if self._on_missing_read is not None:
-                self._on_missing_read(self.path)
+    def _read(self, read: Callable[[], _T], empty: _T) -> _T:
+        """``read()``, or ``empty`` when there is no store yet and this object may
+        not create it now (``create`` None/False; the note is given once)."""
+        try:
+            return read()
+        except _Missing:
+            if self._create is True:
+                raise
+            if not self._noted_missing:
+                self._noted_missing = True
+                if self._on_missing_read is not None:
+                    self._on_missing_read(self.path)
+            return empty
+
+    def _meta_now(self, key: str) -> int:
+        with self._connection() as conn:
+            return self._meta(conn, key)
 
     def current_revision(self) -> int:
-        try:
-            with self._connection() as conn:
-                return self._meta(conn, "revision")
-        except _Missing as exc:
-            self._reads_empty(exc)
-            return 0
+        return self._read(lambda: self._meta_now("revision"), 0)
 
     def compacted_revision(self) -> int:
         """Events with revision <= this are gone (0 when nothing was compacted)."""
-        try:
-            with self._connection() as conn:
-                return self._meta(conn, "compacted_revision")
-        except _Missing as exc:
-            self._reads_empty(exc)
-            return 0
+        return self._read(lambda: self._meta_now("compacted_revision"), 0)
 
     def get(self, kind: str, name: str) -> KeyValue:
-        try:
-            with self._connection() as conn:
-                row = conn.execute(
-                    "SELECT create_revision, mod_revision, value FROM resources WHERE kind=? AND name=?",
-                    (kind, name),
-                ).fetchone()
-        except _Missing as exc:
-            self._reads_empty(exc)
-            row = None
+        row = self._read(lambda: self._row(kind, name), None)
         if row is None:
             raise NotFound(kind, name)
         return KeyValue(kind, name, json.loads(row[2]), row[0], row[1])
 
+    def _row(self, kind: str, name: str) -> tuple[int, int, str] | None:
+        with self._connection() as conn:
+            return conn.execute(
+                "SELECT create_revision, mod_revision, value FROM resources WHERE kind=? AND name=?",
+                (kind, name),
+            ).fetchone()
+
     def list(self, kind: str | None = None) -> ListResult:
-        try:
-            return self._list(kind)
-        except _Missing as exc:
-            self._reads_empty(exc)
-            return ListResult(items=[], revision=0)
+        return self._read(lambda: self._list(kind), ListResult(items=[], revision=0))
 
     def _list(self, kind: str | None) -> ListResult:
         with self._connection() as conn:

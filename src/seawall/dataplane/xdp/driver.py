@@ -517,11 +517,8 @@ def _still_attached(name: str, state: _Interface) -> bool:
 
 
 def _attached(query: libbpf.XdpQuery) -> tuple[str, int] | None:
-    """(mode, program id) of what is attached, or None."""
-    for mode, prog_id in ((XdpMode.OFFLOAD, query.hw_prog_id), (XdpMode.NATIVE, query.drv_prog_id), (XdpMode.GENERIC, query.skb_prog_id)):
-        if prog_id:
-            return mode.value, prog_id
-    return None
+    """(mode, program id) of what is attached (the fastest mode first), or None."""
+    return next(iter(_attached_all(query)), None)
 
 
 def _prog_name(prog_id: int) -> str:

@@ -145,7 +145,7 @@ def open_pinned(directory: Path) -> PinnedProgram | None:
     if program is None:
         os.close(prog_fd)
         return None
-    _pin_maps(program, replace=True)
+    _pin_maps(program)
     return program
 
 
@@ -207,7 +207,7 @@ def adopt(directory: Path, prog_fd: int) -> PinnedProgram | None:
     if program is None:
         os.close(prog_fd)
         return None
-    _pin_maps(program, replace=True)
+    _pin_maps(program)
     _repin(prog_fd, directory / "prog")
     return program
 
@@ -220,13 +220,13 @@ def _with_own_maps(directory: Path, prog_fd: int) -> PinnedProgram | None:
     return PinnedProgram(directory, prog_fd, info.id, info.tag, BlocklistMaps(fds))
 
 
-def _pin_maps(program: PinnedProgram, *, replace: bool) -> None:
-    """Pin the program's maps under ``maps/`` (re-pinning a pin of another map if ``replace``)."""
+def _pin_maps(program: PinnedProgram) -> None:
+    """Pin the program's maps under ``maps/``, re-pinning a pin that holds another map."""
     (program.directory / "maps").mkdir(parents=True, exist_ok=True)
     for name, fd in program.maps.fds.items():
         pin = program.directory / "maps" / name
         if pin.exists():
-            if not replace or _pinned_id(pin) == libbpf.map_info(fd).id:
+            if _pinned_id(pin) == libbpf.map_info(fd).id:
                 continue
         _repin(fd, pin)
 
