@@ -13,6 +13,7 @@ Shared by the XDP and iptables tiers (neither imports the other).
 from __future__ import annotations
 
 import heapq
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,14 @@ def shown(value: object) -> str:
     """``repr`` of a value, at most ``MAX_CHARS`` characters."""
     text = repr(value)
     return text if len(text) <= MAX_CHARS else text[: MAX_CHARS - 3] + "..."
+
+
+def skip(log: logging.Logger, tier: str, sink: Sink | None, value: object, reason: str, logged: str | None = None) -> None:
+    """Log a skipped value (``tier: skipped VALUE: why``, the value cut to
+    ``MAX_CHARS``) and record it in ``sink`` with ``reason`` (``logged``: a
+    shorter why for the log line, if the recorded reason says more)."""
+    log.warning("%s: skipped %s: %s", tier, shown(value), logged or reason)
+    record(sink, value, reason)
 
 
 def record(sink: Sink | None, value: object, reason: str) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from seawall.dataplane.iptables.backend import CommandError, Runner
 from seawall.dataplane.iptables.rendered import IPSET_PREFIX, IpSetContent
-from seawall.dataplane.skipped import Sink, record
+from seawall.dataplane.skipped import Sink, skip
 
 OUR_PREFIXES = tuple(f"{IPSET_PREFIX}{v}{t}-" for v in ("4", "6") for t in ("", "t"))  # sw4- sw4t- sw6- sw6t-
 MAX_NAME = 31
@@ -111,9 +111,7 @@ def normalize_members(members: Iterable[str], family: str, skipped: Sink | None 
         try:
             out.update(_canonical(member, version))
         except InvalidMember as exc:
-            text = repr(member)
-            log.warning("ipset member skipped: %s: %s", text if len(text) <= 80 else text[:77] + "...", exc)
-            record(skipped, member, f"ipset member: {exc}")
+            skip(log, "ipset member", skipped, member, f"ipset member: {exc}", str(exc))
     return out
 
 

@@ -62,7 +62,7 @@ from functools import lru_cache
 from seawall.dataplane.iptables import names
 from seawall.dataplane.iptables.rendered import IpSetContent, RenderedRaw, RuleOrigin, TableContent
 from seawall.dataplane.iptables.ruleset import hook_rule, our_comment
-from seawall.dataplane.skipped import Sink, record
+from seawall.dataplane.skipped import Sink, record, skip
 from seawall.policy.model import Action, Direction, EntityMatch, FailsafePort, Policy, PortRange, Rule, UntrackedState
 from seawall.policy.verdict import ICMP_PROTOCOL, ND_HOP_LIMIT, ND_TYPES, PORT_PROTOCOLS, has_rules, references_missing_set
 
@@ -126,9 +126,7 @@ def _valid(cidr: object, sink: Sink | None = None, where: str = "") -> bool:
             return True
         except ValueError:
             pass
-    text = repr(cidr)
-    log.warning("iptables raw: skipped %s: not a CIDR", text if len(text) <= 80 else text[:77] + "...")
-    record(sink, cidr, f"not a CIDR ({where})" if where else "not a CIDR")
+    skip(log, "iptables raw", sink, cidr, f"not a CIDR ({where})" if where else "not a CIDR", "not a CIDR")
     return False
 
 

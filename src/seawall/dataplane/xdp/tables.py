@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seawall.dataplane.skipped import Sink, Skipped, record, summarize
+from seawall.dataplane.skipped import Sink, Skipped, skip, summarize
 
 V4_SLOTS = 1 << 24  # one per /24
 V4_L1_WORDS = V4_SLOTS // 32
@@ -109,9 +109,7 @@ def _skip(cidr: object, exc: Exception, sink: Sink | None = None) -> None:
     """A value that is not a CIDR never reaches the maps: skipped, logged and
     recorded in ``sink`` for the report (the calculation drops and reports such
     values before they get here)."""
-    text = repr(cidr)
-    log.warning("XDP blocklist: skipped %s: %s", text if len(text) <= 80 else text[:77] + "...", exc)
-    record(sink, cidr, str(exc))
+    skip(log, "XDP blocklist", sink, cidr, str(exc))
 
 
 def parse_cidr(text: str) -> tuple[int, int, int]:
