@@ -127,7 +127,13 @@ def test_a_blocked_ipv6_source_resolves_the_host_and_reaches_failsafe_ssh(lab: L
     # and the blocklist still blocks that source's other traffic
     drops_before = lab.dp.interface_drops()[lab.iface]["ipv6"][0]
     send_udp(lab.attacker, [BLOCKED6], VICTIM6, 7777, 10)
-    assert lab.dp.interface_drops()[lab.iface]["ipv6"][0] - drops_before == 10
+    dropped = lab.dp.interface_drops()[lab.iface]["ipv6"][0] - drops_before
+    if blocked == "::/0":
+        # ::/0 also drops the attacker's link-local background (MLD reports, hop limit 1):
+        # the ten datagrams plus whatever of that fell into the window.
+        assert dropped >= 10
+    else:
+        assert dropped == 10
 
 
 def test_without_the_neighbour_discovery_lines_a_blocked_source_cannot_even_resolve(
