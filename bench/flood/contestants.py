@@ -45,12 +45,12 @@ from lab import Lab, link_stats, snmp
 from prefixes import Blocklist
 
 from seawall.api.felix import DEFAULT_FAILSAFE_INBOUND, DEFAULT_FAILSAFE_OUTBOUND
-from seawall.calc.xdp_desired import InterfaceBlocklist, XdpDesiredState
 from seawall.dataplane.iptables.backend import SubprocessRunner
 from seawall.dataplane.iptables.dataplane import RawDataplane
 from seawall.dataplane.xdp import libbpf
 from seawall.dataplane.xdp.driver import XdpDriver
 from seawall.policy.model import Action, CidrSet, EntityMatch, FailsafePort, InterfacePolicy, Policy, Rule, UntrackedState
+from seawall.policy.xdp import InterfaceBlocklist, XdpDesiredState
 from seawall.testing.netns import in_netns, run_in
 
 XDP_FILTER_MAX = 10_000  # max_entries of xdp-filter's filter_ipv4 map

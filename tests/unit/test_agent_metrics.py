@@ -27,12 +27,13 @@ from seawall.agent.loop import Agent, AgentOptions, Pass, plan_pass, verdict_tot
 from seawall.agent.metrics import AgentMetrics, InterfaceSample, MetricsSnapshot, snapshot_from_status
 from seawall.agent.status import interface_status
 from seawall.api.felix import EffectiveFelixConfig
-from seawall.calc.compute import InterfaceDecisions
 from seawall.dataplane.iptables.driver import FamilyReport, RawReport
 from seawall.dataplane.iptables.report import RawInterfaceReport
+from seawall.dataplane.mode import Mode
 from seawall.dataplane.xdp.reference import Outcome
 from seawall.dataplane.xdp.report import InterfaceReport
 from seawall.datastore import SqliteDatastore
+from seawall.policy import InterfaceDecisions
 from seawall.testing.traffic import wait_until
 
 
@@ -139,8 +140,8 @@ def test_openmetrics_when_the_scraper_asks_for_it() -> None:
 
 def test_snapshot_from_the_status_object_the_agent_publishes() -> None:
     decision = InterfaceDecisions("eth0", "production-host", ("dos-mitigation",), (), frozenset())
-    xdp = InterfaceReport("eth0", "xdp-native", "fastest mode", entries={"ipv4": 3, "ipv6": 0})
-    raw = RawInterfaceReport("eth0", "iptables-raw", "nft", "", chains=["sw-fh-eth0"], ipset_members={"sw4-x": 3, "sw6-x": 0})
+    xdp = InterfaceReport("eth0", Mode.XDP_NATIVE, "fastest mode", entries={"ipv4": 3, "ipv6": 0})
+    raw = RawInterfaceReport("eth0", Mode.RAW, "nft", "", chains=["sw-fh-eth0"], ipset_members={"sw4-x": 3, "sw6-x": 0})
     status = {"node": "n", "inSync": True, "revision": 9, "invalid": [{"kind": "GlobalNetworkSet", "name": "bad"}],
               "interfaces": [interface_status(decision, xdp, raw),
                              interface_status(InterfaceDecisions("lo", "h", (), (), frozenset()), None, None)]}

@@ -6,14 +6,15 @@ import json
 
 from seawall.agent.status import reconcile_status
 from seawall.dataplane.iptables.report import RawInterfaceReport
+from seawall.dataplane.mode import Mode
 from seawall.dataplane.xdp.report import InterfaceReport
 
 from .test_calc import SEED, gnp, gns, run
 
 
 def _reports(mode: str):
-    xdp = {"eth0": InterfaceReport("eth0", mode, f"{mode} because", {"ipv4": 2, "ipv6": 0})}
-    raw = {"eth0": RawInterfaceReport("eth0", "iptables-raw", "nft", "busier", programmed=True)}
+    xdp = {"eth0": InterfaceReport("eth0", Mode(mode), f"{mode} because", {"ipv4": 2, "ipv6": 0})}
+    raw = {"eth0": RawInterfaceReport("eth0", Mode.RAW, "nft", "busier", programmed=True)}
     return xdp, raw
 
 

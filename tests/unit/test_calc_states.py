@@ -28,8 +28,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from seawall.calc import CalcMemo, DesiredState, NodeInterfaces, Snapshot, compute
+from seawall.calc import CalcMemo, NodeInterfaces, Snapshot, compute
 from seawall.calc.validated import ValidatedResources
+from seawall.policy import DesiredState
 from seawall.selector import parse
 from tests.unit.calc_states import (
     BAD_SEED_GNP,

@@ -17,6 +17,7 @@ from seawall.dataplane.iptables.ipsets import IpSets, normalize_members
 from seawall.dataplane.iptables.render import render
 from seawall.dataplane.iptables.rendered import IpSetContent
 from seawall.dataplane.iptables.report import RawInterfaceReport
+from seawall.dataplane.mode import Mode
 from seawall.dataplane.skipped import MAX_CHARS, MAX_SHOWN, Skipped, SkippedValue, summarize
 from seawall.dataplane.xdp.report import InterfaceReport
 from seawall.dataplane.xdp.tables import BlocklistTables
@@ -124,8 +125,8 @@ def test_ipsets_sync_keeps_reporting_cached_skips() -> None:
 def _reports_with_skips():
     xdp_skips = summarize({LOOKALIKE: "invalid prefix length in '1.2.3.4/\u0663'"})
     raw_skips = Skipped(7, tuple(SkippedValue(repr(f"bad{i}"), "ipset member: not a CIDR") for i in range(MAX_SHOWN)))
-    xdp = {"eth0": InterfaceReport("eth0", "xdp-native", "xdp-native because", {"ipv4": 2, "ipv6": 0}, skipped=xdp_skips)}
-    raw = {"eth0": RawInterfaceReport("eth0", "iptables-raw", "nft", "busier", programmed=True, skipped=raw_skips)}
+    xdp = {"eth0": InterfaceReport("eth0", Mode.XDP_NATIVE, "xdp-native because", {"ipv4": 2, "ipv6": 0}, skipped=xdp_skips)}
+    raw = {"eth0": RawInterfaceReport("eth0", Mode.RAW, "nft", "busier", programmed=True, skipped=raw_skips)}
     return xdp, raw
 
 
@@ -135,7 +136,7 @@ def test_status_carries_the_skipped_values_per_tier() -> None:
     assert iface["skipped"]["xdp"] == {"count": 1, "values": [
         {"value": repr(LOOKALIKE), "reason": "invalid prefix length in '1.2.3.4/\u0663'"}]}
     assert iface["skipped"]["raw"]["count"] == 7 and len(iface["skipped"]["raw"]["values"]) == MAX_SHOWN
-    clean = reconcile_status(run(SEED), {"eth0": InterfaceReport("eth0", "xdp-native", "r")}, {})
+    clean = reconcile_status(run(SEED), {"eth0": InterfaceReport("eth0", Mode.XDP_NATIVE, "r")}, {})
     assert clean["interfaces"][0]["skipped"] == {}
 
 
@@ -175,6 +176,6 @@ def test_skipped_values_gauge() -> None:
     got = scrape(metrics)
     assert got[("seawall_dataplane_skipped_values", lbl(interface="eth0", tier="xdp"))] == 1
     assert got[("seawall_dataplane_skipped_values", lbl(interface="eth0", tier="raw"))] == 7
-    clean = reconcile_status(run(SEED), {"eth0": InterfaceReport("eth0", "xdp-native", "r")}, {})
+    clean = reconcile_status(run(SEED), {"eth0": InterfaceReport("eth0", Mode.XDP_NATIVE, "r")}, {})
     metrics.publish(snapshot_from_status(clean, {}, {}))
     assert scrape(metrics)[("seawall_dataplane_skipped_values", lbl(interface="eth0", tier="raw"))] == 0

@@ -8,6 +8,7 @@ from seawall.agent.status import reconcile_status
 from seawall.calc import Snapshot, compute
 from seawall.cli.status_view import build, fmt_value, render_status, to_text
 from seawall.dataplane.iptables.report import RawInterfaceReport
+from seawall.dataplane.mode import Mode
 from seawall.dataplane.xdp.report import InterfaceReport
 from tests.unit.test_calc import DENY_SET, ETH0, SEED, gnp
 
@@ -139,8 +140,8 @@ def test_live_counters_are_marked() -> None:
 def test_renders_what_the_agent_builds() -> None:
     items = [*SEED, gnp("tracked", [DENY_SET], dnt=False)]
     desired = compute(Snapshot.from_stored(items), "jasper", ETH0)
-    xdp = {"eth0": InterfaceReport("eth0", "xdp-generic", "xdp-generic (faster modes not used: native: no)", {"ipv4": 2, "ipv6": 0})}
-    raw = {"eth0": RawInterfaceReport("eth0", "iptables-raw", "legacy", "in use", chains=["sw-fh-eth0"],
+    xdp = {"eth0": InterfaceReport("eth0", Mode.XDP_GENERIC, "xdp-generic (faster modes not used: native: no)", {"ipv4": 2, "ipv6": 0})}
+    raw = {"eth0": RawInterfaceReport("eth0", Mode.RAW, "legacy", "in use", chains=["sw-fh-eth0"],
                                       programmed=True, ipset_members={"sw4-x": 2})}
     data = {"node": "jasper", "inSync": True, **reconcile_status(desired, xdp, raw)}
     data = json.loads(json.dumps(data))

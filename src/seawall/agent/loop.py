@@ -40,9 +40,8 @@ from seawall.agent.raw_worker import RawWorker
 from seawall.agent.status import apply_raw_counters, reconcile_status
 from seawall.agent.syncer import Syncer
 from seawall.api.felix import EffectiveFelixConfig
-from seawall.calc import CalcMemo, DesiredState, NodeInterfaces, Snapshot, compute
+from seawall.calc import CalcMemo, NodeInterfaces, Snapshot, compute
 from seawall.calc.validated import ValidatedResources
-from seawall.calc.xdp_desired import XdpDesiredState
 from seawall.dataplane.iptables.backend import CommandError
 from seawall.dataplane.iptables.dataplane import RawDataplane
 from seawall.dataplane.iptables.driver import RawReport
@@ -51,6 +50,7 @@ from seawall.dataplane.xdp.driver import TeardownReport, XdpDriver
 from seawall.dataplane.xdp.reference import Outcome
 from seawall.dataplane.xdp.report import InterfaceReport
 from seawall.datastore import Datastore
+from seawall.policy import DesiredState
 from seawall.policy.model import UntrackedState
 
 log = logging.getLogger("seawall.agent")
@@ -282,8 +282,7 @@ class Agent:
         config = desired.config
         self._interfaces, self._links, self._desired, self.config = interfaces, links, desired, config
         if xdp:
-            xdp_state = XdpDesiredState(desired.xdp.interfaces, config.xdpEnabled, config.genericXDPEnabled)
-            self._xdp_reports = self.xdp.reconcile(xdp_state, verify=verify_xdp)
+            self._xdp_reports = self.xdp.reconcile(desired.xdp, verify=verify_xdp)
             if verify_xdp or first:  # the first reconcile rewrites (or adopts and rewrites) every map
                 self._xdp_verified_at = time.monotonic()
         if raw:  # on its own thread: XDP changes never wait for iptables/ipset processes

@@ -23,10 +23,11 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from seawall.dataplane.iptables.dataplane import PASS_KIND
+from seawall.dataplane.mode import Mode
 
 VERDICTS = ("dropped", "passed", "failsafe")
 TIERS = ("xdp", "raw")
-MODES = ("xdp-offload", "xdp-native", "xdp-generic", "iptables-raw", "none")
+MODES = tuple(m.value for m in Mode)
 #: Reconciles take from ~1 ms (nothing changed) to seconds (a million-entry set).
 APPLY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 

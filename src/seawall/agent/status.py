@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from seawall.calc import DesiredState, InterfaceDecisions, RuleDecision
 from seawall.dataplane.iptables.report import RawInterfaceReport
+from seawall.dataplane.mode import Mode
 from seawall.dataplane.xdp.report import InterfaceReport
+from seawall.policy import DesiredState, InterfaceDecisions, RuleDecision
 
 NO_POLICY = "no doNotTrack ingress policy applies"
 ZERO_COUNTERS = {"dropped": 0, "passed": 0, "failsafe": 0}
@@ -34,10 +35,10 @@ def interface_status(decision: InterfaceDecisions, xdp: InterfaceReport | None,
     if xdp is not None:
         mode, reason = xdp.mode, xdp.reason
     elif raw is not None:
-        mode, reason = "iptables-raw", "only egress rules apply here: the iptables raw tier enforces"
+        mode, reason = Mode.RAW, "only egress rules apply here: the iptables raw tier enforces"
     else:
-        mode, reason = "none", NO_POLICY
-    attached = mode.startswith("xdp-")
+        mode, reason = Mode.NONE, NO_POLICY
+    attached = mode.in_xdp
     return {
         "name": decision.name,
         "hostEndpoint": decision.host_endpoint,
@@ -102,6 +103,6 @@ def apply_raw_counters(status: dict[str, Any], drops: Mapping[str, Mapping[str, 
         total = sum(v["dropped"] for v in families.values())
         total_bytes = sum(v["droppedBytes"] for v in families.values())
         entry["rawCounters"] = {"dropped": total, "droppedBytes": total_bytes, "families": families}
-        if entry.get("mode") == "iptables-raw":
+        if entry.get("mode") == Mode.RAW:
             counters = entry.setdefault("counters", dict(ZERO_COUNTERS))
             counters["dropped"] = total

@@ -34,17 +34,16 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from seawall.api import models
-from seawall.api.felix import EffectiveFelixConfig, config_name_for_node, effective_config, unenforced_fields
+from seawall.api.felix import config_name_for_node, effective_config, unenforced_fields
 from seawall.api.protocols import protocol_number
-from seawall.calc.eligibility import RuleDecision, interface_eligibility, parse_cidr
+from seawall.calc.eligibility import interface_eligibility, parse_cidr
 from seawall.calc.memo import CalcMemo, NoMemo
 from seawall.calc.snapshot import NodeInterfaces, Snapshot
-from seawall.calc.xdp_desired import InterfaceBlocklist, XdpDesiredState
+from seawall.policy.desired import DesiredState, InterfaceDecisions
 from seawall.policy.model import (
     Action,
     CidrSet,
@@ -58,38 +57,12 @@ from seawall.policy.model import (
     UntrackedState,
     policy_sort_key,
 )
+from seawall.policy.xdp import InterfaceBlocklist, XdpDesiredState
 from seawall.selector import Selector, parse
 from seawall.selector.scoping import entity_selector, policy_selector, service_account_scope
 
 FAILSAFE_PROTOCOLS = {"TCP": 6, "UDP": 17, "SCTP": 132}
 LOOPBACK = "lo"
-
-
-@dataclass(frozen=True, slots=True)
-class InterfaceDecisions:
-    """What was decided for one local interface: its host endpoint, its
-    policies in order, and per ingress rule where it is enforced and why."""
-
-    name: str
-    host_endpoint: str
-    policies: tuple[str, ...]
-    rules: tuple[RuleDecision, ...]
-    xdp_cidrs: frozenset[str]
-
-
-@dataclass(frozen=True)
-class DesiredState:
-    untracked: UntrackedState
-    xdp: XdpDesiredState
-    config: EffectiveFelixConfig
-    decisions: tuple[InterfaceDecisions, ...] = ()
-    not_enforced: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
-    invalid: tuple[tuple[str, str, str], ...] = ()
-    stored_only: tuple[str, ...] = ()  # what is stored but not enforced / never matches here (also in warnings)
-
-    def decisions_for(self, interface: str) -> InterfaceDecisions | None:
-        return next((d for d in self.decisions if d.name == interface), None)
 
 
 @lru_cache(maxsize=4096)
@@ -330,7 +303,7 @@ class _Translator:
             ]
             parts = [p for p in parts if p] or [frozenset()]
             cidrs = self.memo.get("set", tuple(parts), lambda: _union(parts))
-            self.sets[set_id] = CidrSet(set_id, cidrs)
+            self.sets[set_id] = CidrSet(set_id, cidrs, selector.canonical)
         return set_id
 
     def ports(self, values: list[int | str] | None) -> tuple[PortRange, ...] | None:

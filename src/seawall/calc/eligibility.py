@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 
 from seawall.calc.memo import CalcMemo, NoMemo
+from seawall.policy.desired import RuleDecision
 from seawall.policy.model import Action, Direction, InterfacePolicy, Rule, UntrackedState
 from seawall.policy.verdict import references_missing_set
 
@@ -86,18 +87,6 @@ def parse_cidr(text: str) -> Network:
 
 
 _ALL = (parse_cidr("0.0.0.0/0"), parse_cidr("::/0"))
-
-
-@dataclass(frozen=True, slots=True)
-class RuleDecision:
-    """Where one ingress rule is enforced, and why not (also) in XDP."""
-
-    policy: str
-    index: int
-    action: str
-    in_xdp: bool
-    cidrs: frozenset[str]  # the CIDRs of this rule that went to XDP
-    reason: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,9 +20,10 @@ from typing import Any
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from seawall.calc import DesiredState, NodeInterfaces, RuleDecision, Snapshot
+from seawall.calc import NodeInterfaces, Snapshot
 from seawall.calc.compute import effective_selector
 from seawall.calc.eligibility import parse_cidr
+from seawall.policy import DesiredState, RuleDecision
 from seawall.policy.model import EntityMatch, FailsafePort, Policy, Rule
 from seawall.selector import SelectorSyntaxError, parse
 
@@ -250,7 +251,7 @@ def explain(desired: DesiredState, *, node: str, interfaces: NodeInterfaces | No
             invalid: Iterable[Mapping[str, Any]] = (), revision: int | None = None) -> Explanation:
     """The explanation of ``desired`` (computed for ``node`` on ``interfaces``).
     ``status`` is the agent's status object, used only if it is for ``node``."""
-    selectors = selectors or {}
+    selectors = selectors if selectors is not None else {k: s.selector for k, s in desired.untracked.sets.items()}
     status_note = None
     if status is not None and status.get("node") != node:
         status_note = f"the agent's status is for node {status.get('node')!r}, not {node!r}; not used"

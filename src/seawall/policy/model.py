@@ -113,10 +113,13 @@ class Policy:
 @dataclass(frozen=True, slots=True)
 class CidrSet:
     """The addresses a selector means (network sets' nets, endpoints' IPs);
-    either family, host bits already masked."""
+    either family, host bits already masked. ``selector`` is the selector's
+    canonical text as Calico compiles it (scoped by namespaceSelector /
+    serviceAccounts), for status and ``seawall explain``."""
 
     id: str
     cidrs: frozenset[str]
+    selector: str = ""
 
 
 @dataclass(frozen=True, slots=True)

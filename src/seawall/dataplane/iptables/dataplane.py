@@ -18,8 +18,9 @@ from seawall.dataplane.iptables.backend import Runner
 from seawall.dataplane.iptables.driver import FAMILIES, RawDriver, RawReport, RuleCounter
 from seawall.dataplane.iptables.render import render
 from seawall.dataplane.iptables.rendered import RenderedRaw, RuleOrigin
-from seawall.dataplane.iptables.report import MODE, RawInterfaceReport
+from seawall.dataplane.iptables.report import RawInterfaceReport
 from seawall.dataplane.iptables.ruleset import our_comment
+from seawall.dataplane.mode import Mode
 from seawall.dataplane.skipped import summarize
 from seawall.policy.model import Direction, InterfacePolicy, UntrackedState
 
@@ -102,7 +103,7 @@ class RawDataplane:
         for iface in state.interfaces:
             if iface.name in out:
                 continue  # duplicate entry: the first one wins, as in the renderer
-            ir = RawInterfaceReport(iface.name, MODE, report.backend, report.reason, errors=list(errors))
+            ir = RawInterfaceReport(iface.name, Mode.RAW, report.backend, report.reason, errors=list(errors))
             ir.ingress_policies = sum(1 for p in iface.policies if p.rules(Direction.INGRESS))
             ir.egress_policies = sum(1 for p in iface.policies if p.rules(Direction.EGRESS))
             for direction in (Direction.INGRESS, Direction.EGRESS):

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from seawall.dataplane.mode import Mode
 from seawall.dataplane.skipped import NONE, Skipped
-
-MODE = "iptables-raw"
 
 
 @dataclass
 class RawInterfaceReport:
     interface: str
-    mode: str
+    mode: Mode
     backend: str  # "nft" | "legacy"
     backend_reason: str
     chains: list[str] = field(default_factory=list)  # our per-interface chains ("sw-fh-<if>", "sw-th-<if>")

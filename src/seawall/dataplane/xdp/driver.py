@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seawall.calc.xdp_desired import InterfaceBlocklist, XdpDesiredState
+from seawall.dataplane.mode import Mode, SkippedMode, describe_skipped
 from seawall.dataplane.xdp import libbpf
 from seawall.dataplane.xdp.features import kernel_version, xdp_features
 from seawall.dataplane.xdp.loader import (
@@ -48,16 +48,17 @@ from seawall.dataplane.xdp.loader import (
     seawall_root,
 )
 from seawall.dataplane.xdp.maps import DEFAULT_HIT_SHIFT, KEY_SIZES, VALUE_SIZES, Counters
-from seawall.dataplane.xdp.modes import FALLBACK_MODE, XdpMode, plan_modes
+from seawall.dataplane.xdp.modes import plan_modes
 from seawall.dataplane.xdp.report import HitReport, InterfaceReport
 from seawall.dataplane.xdp.tables import BlocklistTables, Compiled, MapKind
+from seawall.policy.xdp import InterfaceBlocklist, XdpDesiredState
 
 log = logging.getLogger("seawall.xdp")
 
 MODE_FLAGS = {
-    XdpMode.OFFLOAD: libbpf.XDP_FLAGS_HW_MODE,
-    XdpMode.NATIVE: libbpf.XDP_FLAGS_DRV_MODE,
-    XdpMode.GENERIC: libbpf.XDP_FLAGS_SKB_MODE,
+    Mode.XDP_OFFLOAD: libbpf.XDP_FLAGS_HW_MODE,
+    Mode.XDP_NATIVE: libbpf.XDP_FLAGS_DRV_MODE,
+    Mode.XDP_GENERIC: libbpf.XDP_FLAGS_SKB_MODE,
 }
 BULK_THRESHOLD = 2048  # changes above this go through a bulk replace
 
@@ -66,7 +67,7 @@ BULK_THRESHOLD = 2048  # changes above this go through a bulk replace
 class _Interface:
     program: PinnedProgram
     tables: BlocklistTables
-    mode: XdpMode
+    mode: Mode
     ifindex: int
     cidrs: frozenset[str]  # the input last applied (diffed as strings: cheap at 1M)
 
@@ -94,7 +95,7 @@ class XdpDriver:
             except Exception as exc:  # one interface must not stop the others
                 log.exception("XDP reconcile of %s failed", item.name)
                 self._forget(item.name)
-                reports[item.name] = InterfaceReport(item.name, FALLBACK_MODE, f"XDP failed: {exc}; the iptables raw tier enforces",
+                reports[item.name] = InterfaceReport(item.name, Mode.RAW, f"XDP failed: {exc}; the iptables raw tier enforces",
                                                      errors=(str(exc),))
         wanted = {item.name for item in desired.interfaces}
         for name in self._pinned_interfaces() - wanted:
@@ -111,7 +112,7 @@ class XdpDriver:
             # needs an attach (no map rewrite: ~20 ms, not ~300 ms). ifindex 0: attached nowhere.
             if state is not None:
                 state.ifindex = 0
-            return InterfaceReport(item.name, FALLBACK_MODE, "interface does not exist (yet)")
+            return InterfaceReport(item.name, Mode.RAW, "interface does not exist (yet)")
         query = libbpf.xdp_query(ifindex)
         attached = _attached(query)
         if state is not None and state.ifindex != ifindex:
@@ -129,7 +130,7 @@ class XdpDriver:
             if kind == "foreign":
                 name = _prog_name(prog_id)
                 return InterfaceReport(
-                    item.name, FALLBACK_MODE,
+                    item.name, Mode.RAW,
                     f"another XDP program ({name}, id {prog_id}, {mode_name} mode) is attached; Seawall leaves it alone",
                     conflict=f"foreign XDP program {name} id {prog_id} in {mode_name} mode",
                 )
@@ -145,9 +146,9 @@ class XdpDriver:
         if not desired.xdp_enabled:
             self._remove(item.name)
             if replace is not None:  # an old Seawall program nobody can reuse: off, like ours
-                libbpf.xdp_detach(ifindex, MODE_FLAGS[XdpMode(replace[0])] | libbpf.XDP_FLAGS_REPLACE, old_prog_fd=replace[1])
+                libbpf.xdp_detach(ifindex, MODE_FLAGS[Mode(replace[0])] | libbpf.XDP_FLAGS_REPLACE, old_prog_fd=replace[1])
                 os.close(replace[1])
-            return InterfaceReport(item.name, FALLBACK_MODE, "XDP disabled (xdpEnabled: false); the iptables raw tier enforces")
+            return InterfaceReport(item.name, Mode.RAW, "XDP disabled (xdpEnabled: false); the iptables raw tier enforces")
         plan = plan_modes(kernel=kernel_version(), features=xdp_features(ifindex), xdp_enabled=True,
                           generic_enabled=desired.generic_enabled)
         if pinned is not None and pinned.tag != expected_tag():
@@ -184,11 +185,11 @@ class XdpDriver:
         assert pinned is not None
         if pinned.maps.hit_shift() != self.hit_shift:
             pinned.maps.set_hit_shift(self.hit_shift)
-        current_mode = XdpMode(our_mode) if our_mode else None
+        current_mode = Mode(our_mode) if our_mode else None
         if current_mode is not None and current_mode not in plan.attempts:
             self._detach(ifindex, pinned, current_mode.value)
             current_mode = None
-        errors: list[str] = []
+        errors: list[SkippedMode] = []
         if current_mode is None:
             current_mode, errors = _attach(ifindex, pinned.prog_fd, plan.attempts, replace=replace)
             if current_mode is not None and was_pinned:
@@ -196,19 +197,21 @@ class XdpDriver:
         if replace is not None:
             os.close(replace[1])
         entries = tables.family_counts()
-        skipped = list(plan.skipped) + errors
+        skipped = [*plan.skipped, *errors]
         if current_mode is None:
             # Keep the filled maps pinned (a later refresh retries quickly); forget the rest.
             self._interfaces.pop(item.name, None)
             pinned.close()
-            reason = "no XDP mode available: " + "; ".join(skipped) + "; the iptables raw tier enforces"
-            return InterfaceReport(item.name, FALLBACK_MODE, reason, entries, tuple(errors), skipped=tables.skipped())
+            why = describe_skipped(skipped) + ([plan.unavailable] if plan.unavailable else [])
+            reason = "no XDP mode available: " + "; ".join(why) + "; the iptables raw tier enforces"
+            return InterfaceReport(item.name, Mode.RAW, reason, entries, tuple(describe_skipped(errors)), skipped=tables.skipped())
         self._interfaces[item.name] = _Interface(pinned, tables, current_mode, ifindex, frozenset(item.cidrs))
-        better = [s for s in skipped if _is_better_than(s, current_mode)]
+        better = describe_skipped([(m, r) for m, r in skipped if m.better_than(current_mode)])
         reason = current_mode.value + (f" (faster modes not used: {'; '.join(better)})" if better else " (the fastest mode)")
         if claimed:
             reason += f"; {claimed}"
-        return InterfaceReport(item.name, current_mode.value, reason, entries, tuple(errors), adopted=adopted, repaired=tuple(repaired),
+        return InterfaceReport(item.name, current_mode, reason, entries, tuple(describe_skipped(errors)), adopted=adopted,
+                               repaired=tuple(repaired),
                                skipped=tables.skipped())
 
     def _claim(self, name: str, prog_id: int, mode: str, pinned: PinnedProgram | None,
@@ -273,7 +276,7 @@ class XdpDriver:
             except (libbpf.LibbpfError, OSError):
                 continue
             try:
-                libbpf.xdp_detach(ifindex, MODE_FLAGS[XdpMode(mode)] | libbpf.XDP_FLAGS_REPLACE, old_prog_fd=fd)
+                libbpf.xdp_detach(ifindex, MODE_FLAGS[Mode(mode)] | libbpf.XDP_FLAGS_REPLACE, old_prog_fd=fd)
                 removed.append(f"XDP program {prog_name} (id {prog_id}, {mode}) detached from {name}")
             except libbpf.LibbpfError as exc:
                 if left is not None:
@@ -316,7 +319,7 @@ class XdpDriver:
         fresh.maps.set_failsafe(item.failsafe)
         fresh.maps.set_hit_shift(self.hit_shift)
         if mode is not None:
-            libbpf.xdp_attach(ifindex, fresh.prog_fd, MODE_FLAGS[XdpMode(mode)] | libbpf.XDP_FLAGS_REPLACE, old_prog_fd=old.prog_fd)
+            libbpf.xdp_attach(ifindex, fresh.prog_fd, MODE_FLAGS[Mode(mode)] | libbpf.XDP_FLAGS_REPLACE, old_prog_fd=old.prog_fd)
         retired = directory.parent / (directory.name + "_retired")
         shutil.rmtree(retired, ignore_errors=True)
         os.rename(directory, retired)
@@ -340,7 +343,7 @@ class XdpDriver:
         fresh = load_new(pinned.directory.parent / (pinned.directory.name + "_upgrade"), reuse=pinned.maps)
         try:
             if mode is not None:
-                flags = MODE_FLAGS[XdpMode(mode)] | libbpf.XDP_FLAGS_REPLACE
+                flags = MODE_FLAGS[Mode(mode)] | libbpf.XDP_FLAGS_REPLACE
                 libbpf.xdp_attach(ifindex, fresh.prog_fd, flags, old_prog_fd=pinned.prog_fd)
             replace_program_pin(pinned, fresh.prog_fd)
         finally:
@@ -375,7 +378,7 @@ class XdpDriver:
         total = state.program.maps.counters().dropped
         return HitReport(per_cidr, max(0, total - attributed), total, 1 << state.program.maps.hit_shift())
 
-    def mode(self, ifname: str) -> XdpMode | None:
+    def mode(self, ifname: str) -> Mode | None:
         state = self._interfaces.get(ifname)
         return state.mode if state else None
 
@@ -443,7 +446,7 @@ class XdpDriver:
 
     @staticmethod
     def _detach(ifindex: int, program: PinnedProgram, mode: str) -> None:
-        flags = MODE_FLAGS[XdpMode(mode)] | libbpf.XDP_FLAGS_REPLACE
+        flags = MODE_FLAGS[Mode(mode)] | libbpf.XDP_FLAGS_REPLACE
         libbpf.xdp_detach(ifindex, flags, old_prog_fd=program.prog_fd)
 
     def _forget(self, name: str) -> None:
@@ -484,7 +487,7 @@ def _interfaces() -> list[tuple[int, str]]:
 def _attached_all(query: libbpf.XdpQuery) -> list[tuple[str, int]]:
     """(mode, program id) of every program attached (one per mode at most)."""
     return [(mode.value, prog_id) for mode, prog_id in
-            ((XdpMode.OFFLOAD, query.hw_prog_id), (XdpMode.NATIVE, query.drv_prog_id), (XdpMode.GENERIC, query.skb_prog_id))
+            ((Mode.XDP_OFFLOAD, query.hw_prog_id), (Mode.XDP_NATIVE, query.drv_prog_id), (Mode.XDP_GENERIC, query.skb_prog_id))
             if prog_id]
 
 
@@ -532,33 +535,23 @@ def _prog_name(prog_id: int) -> str:
         os.close(fd)
 
 
-def _attach(ifindex: int, prog_fd: int, attempts: Iterable[XdpMode],
-            replace: tuple[str, int] | None = None) -> tuple[XdpMode | None, list[str]]:
-    errors: list[str] = []
+def _attach(ifindex: int, prog_fd: int, attempts: Iterable[Mode],
+            replace: tuple[str, int] | None = None) -> tuple[Mode | None, list[SkippedMode]]:
+    errors: list[SkippedMode] = []
     if replace is not None:  # atomically in place of the (Seawall) program attached in that mode
-        mode = XdpMode(replace[0])
+        mode = Mode(replace[0])
         try:
             libbpf.xdp_attach(ifindex, prog_fd, MODE_FLAGS[mode] | libbpf.XDP_FLAGS_REPLACE, old_prog_fd=replace[1])
             return mode, errors
         except libbpf.LibbpfError as exc:
-            errors.append(f"{mode.short}: replacing the old Seawall program failed ({os.strerror(exc.errno) if exc.errno else exc})")
+            errors.append((mode, f"replacing the old Seawall program failed ({os.strerror(exc.errno) if exc.errno else exc})"))
     for mode in attempts:
         try:
             libbpf.xdp_attach(ifindex, prog_fd, MODE_FLAGS[mode] | libbpf.XDP_FLAGS_UPDATE_IF_NOEXIST)
             return mode, errors
         except libbpf.LibbpfError as exc:
-            errors.append(f"{mode.short}: attach failed ({os.strerror(exc.errno) if exc.errno else exc})")
+            errors.append((mode, f"attach failed ({os.strerror(exc.errno) if exc.errno else exc})"))
     return None, errors
-
-
-_ORDER = [XdpMode.OFFLOAD, XdpMode.NATIVE, XdpMode.GENERIC]
-
-
-def _is_better_than(reason: str, mode: XdpMode) -> bool:
-    for candidate in _ORDER:
-        if reason.startswith(candidate.short + ":"):
-            return _ORDER.index(candidate) < _ORDER.index(mode)
-    return False
 
 
 def _expected_entries(compiled: Compiled) -> dict[MapKind, dict[bytes, bytes]]:

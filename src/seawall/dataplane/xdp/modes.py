@@ -8,31 +8,20 @@ we ask instead of guessing; otherwise we try and record the error. Pure.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
+from seawall.dataplane.mode import Mode, SkippedMode
 from seawall.dataplane.xdp.features import NETDEV_XDP_ACT_BASIC, NETDEV_XDP_ACT_HW_OFFLOAD, XDP_MIN_KERNEL, describe_features
-
-
-class XdpMode(str, enum.Enum):
-    OFFLOAD = "xdp-offload"
-    NATIVE = "xdp-native"
-    GENERIC = "xdp-generic"
-
-    @property
-    def short(self) -> str:
-        return self.value.removeprefix("xdp-")
-
-
-FALLBACK_MODE = "iptables-raw"
 
 
 @dataclass(frozen=True, slots=True)
 class ModePlan:
-    """Modes to attempt, best first, and why each better mode is not attempted."""
+    """Modes to attempt, best first, and why each better mode is not attempted;
+    ``unavailable``: why no XDP mode at all is attempted (None: some may be)."""
 
-    attempts: tuple[XdpMode, ...]
-    skipped: tuple[str, ...]
+    attempts: tuple[Mode, ...]
+    skipped: tuple[SkippedMode, ...]
+    unavailable: str | None = None
 
 
 def plan_modes(
@@ -43,26 +32,26 @@ def plan_modes(
     generic_enabled: bool,
 ) -> ModePlan:
     if not xdp_enabled:
-        return ModePlan((), ("XDP disabled (xdpEnabled: false)",))
+        return ModePlan((), (), "XDP disabled (xdpEnabled: false)")
     if kernel < XDP_MIN_KERNEL:
         version = ".".join(map(str, kernel))
-        return ModePlan((), (f"kernel {version} is older than 4.16, the minimum for XDP",))
-    attempts: list[XdpMode] = []
-    skipped: list[str] = []
+        return ModePlan((), (), f"kernel {version} is older than 4.16, the minimum for XDP")
+    attempts: list[Mode] = []
+    skipped: list[SkippedMode] = []
     shown = ",".join(describe_features(features)) if features else "none"
     if features is None:
-        attempts += [XdpMode.OFFLOAD, XdpMode.NATIVE]
+        attempts += [Mode.XDP_OFFLOAD, Mode.XDP_NATIVE]
     else:
         if features & NETDEV_XDP_ACT_HW_OFFLOAD:
-            attempts.append(XdpMode.OFFLOAD)
+            attempts.append(Mode.XDP_OFFLOAD)
         else:
-            skipped.append(f"offload: the device does not offer it (xdp-features: {shown})")
+            skipped.append((Mode.XDP_OFFLOAD, f"the device does not offer it (xdp-features: {shown})"))
         if features & NETDEV_XDP_ACT_BASIC:
-            attempts.append(XdpMode.NATIVE)
+            attempts.append(Mode.XDP_NATIVE)
         else:
-            skipped.append(f"native: the driver has no XDP support (xdp-features: {shown})")
+            skipped.append((Mode.XDP_NATIVE, f"the driver has no XDP support (xdp-features: {shown})"))
     if generic_enabled:
-        attempts.append(XdpMode.GENERIC)
+        attempts.append(Mode.XDP_GENERIC)
     else:
-        skipped.append("generic: disabled (FelixConfiguration genericXDPEnabled: false)")
+        skipped.append((Mode.XDP_GENERIC, "disabled (FelixConfiguration genericXDPEnabled: false)"))
     return ModePlan(tuple(attempts), tuple(skipped))

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from seawall.dataplane.mode import Mode
 from seawall.dataplane.skipped import NONE, Skipped
 
 
 @dataclass(frozen=True, slots=True)
 class InterfaceReport:
     name: str
-    mode: str  # xdp-offload | xdp-native | xdp-generic | iptables-raw
+    mode: Mode  # an XDP mode, or Mode.RAW (the raw tier enforces)
     reason: str
     entries: dict[str, int] = field(default_factory=dict)
     errors: tuple[str, ...] = ()
@@ -22,7 +23,7 @@ class InterfaceReport:
 
     @property
     def in_xdp(self) -> bool:
-        return self.mode.startswith("xdp-")
+        return self.mode.in_xdp
 
 
 @dataclass(frozen=True, slots=True)
