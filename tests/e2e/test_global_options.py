@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 import pytest
 
-import seawall.cli.main as main_module
+import seawall.cli.commands_agent as agent_module
 from seawall.cli.main import cli
 from seawall.datastore import SqliteDatastore
 from seawall.datastore.url import ETCD_ENV
@@ -272,7 +272,7 @@ def test_agent_cleanup_parses_with_the_datastore_flags(flagged: Path, tmp_path: 
     def fake_teardown(node: str | None, bpffs: str, run_dir: str) -> None:
         seen.append(((node, bpffs, run_dir), dict(click.get_current_context().meta["seawall.globals"])))
 
-    monkeypatch.setattr(main_module, "_teardown", fake_teardown)
+    monkeypatch.setattr(agent_module, "_teardown", fake_teardown)
     bpffs, run = str(tmp_path / "bpffs"), str(tmp_path / "run")
     args = ["agent", "--datastore", _url(flagged), "--cleanup", "--node", "n1", "--bpffs", bpffs, "--run-dir", run, "--etcd-username", "u"]
     cli.main(args, prog_name="seawall", standalone_mode=False)
