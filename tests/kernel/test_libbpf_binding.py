@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from seawall.dataplane.xdp import features as F, libbpf as L
-from seawall.dataplane.xdp._libbpf_types import LAYOUTS
+from seawall.dataplane.xdp.libbpf.structs import LAYOUTS
 from seawall.testing.netns import VethPair, bridge, in_netns, ip, macvlan, netns, veth_pair
 
 u32 = struct.Struct("<I").pack

@@ -1,6 +1,6 @@
 """Faults of the real world, in namespaces: IPv6 neighbour discovery under a
 blocklist, drift of the raw tier found in seconds, and the raw tier's own drop
-counters (``RawDataplane`` and the ``RawWorker`` the agent runs it on)."""
+counters (``RawDataplane``, as ``RawTier`` on the ``TierWorker`` the agent runs it on)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,15 @@ from dataclasses import dataclass
 
 import pytest
 
-from seawall.agent.raw_worker import RawWorker
-from seawall.agent.status import apply_raw_counters
+from seawall.agent.loop import RAW_CHECK_S
+from seawall.agent.status import AgentStatus, raw_repairs, with_counters
+from seawall.agent.worker import TierWorker
+from seawall.api.felix import EffectiveFelixConfig
 from seawall.dataplane.iptables import names, render as render_module
 from seawall.dataplane.iptables.backend import SubprocessRunner, binaries
 from seawall.dataplane.iptables.dataplane import RawDataplane
+from seawall.dataplane.iptables.tier import RawTier
+from seawall.policy import DesiredState, XdpDesiredState
 from seawall.policy.model import (
     Action,
     CidrSet,
@@ -153,9 +157,11 @@ def ours_in_place(lab: Lab) -> bool:
 
 def test_drift_is_repaired_within_seconds_and_counted(lab: Lab) -> None:
     state = lab.state({f"{BLOCKED}/32"}, extra=100_000)
-    worker = RawWorker(lambda s: (lab.dp.reconcile(s), None))  # the agent's defaults: check every CHECK_S
+    worker = TierWorker(RawTier(dataplane=lab.dp), check_s=RAW_CHECK_S)  # the agent's defaults: check every RAW_CHECK_S
+    worker.start()
+    desired = DesiredState(state, XdpDesiredState(()), EffectiveFelixConfig())
     try:
-        worker.submit(state)
+        worker.submit(desired)
         assert worker.wait_idle(60)
         ipset = names.ipset_name(4, SET)
         # the check is cheap: headers only, never a member list, even at 100k members
@@ -192,14 +198,12 @@ def test_drift_is_repaired_within_seconds_and_counted(lab: Lab) -> None:
         lab.sh("ipset", "add", ipset, "192.0.2.99/32")
         time.sleep(2 * 2.0 + 0.5)
         assert lab.dp.repairs["setContents"] == 0 and ours_in_place(lab)  # the cheap check cannot see it
-        worker._verify_min_s = 0.0  # the loop's refresh timer fires (iptablesRefreshInterval)
-        worker.submit(state)
+        worker.set_intervals(verify_s=0.5)  # iptablesRefreshInterval comes round: the full read-back
         assert wait_until(lambda: lab.dp.repairs["setContents"] == 1, timeout=30), lab.dp.repairs
         assert worker.wait_idle(30)
         saved = lab.sh("ipset", "save", ipset).split("\n")
         assert f"add {ipset} {BLOCKED}" in saved and f"add {ipset} 192.0.2.99" not in saved
-        status = {"interfaces": [{"name": lab.iface, "mode": "iptables-raw", "raw": {}}]}
-        apply_raw_counters(status, lab.dp.interface_drops(), lab.dp.repairs)
+        status = AgentStatus(raw_repairs=raw_repairs(lab.dp.repairs)).to_json()
         assert status["rawRepairs"]["rules"] >= 2 and status["rawRepairs"]["setHeaders"] >= 1
         assert status["rawRepairs"]["setContents"] == 1
     finally:
@@ -218,10 +222,9 @@ def test_a_bounded_flood_is_counted_exactly_by_the_raw_tier(lab: Lab) -> None:
     sent4 = send_udp(lab.attacker, [BLOCKED], VICTIM, 9999, 20_000)
     sent6 = send_udp(lab.attacker, [BLOCKED6], VICTIM6, 9999, 3_000)
     assert (sent4, sent6) == (20_000, 3_000)
-    status = {"interfaces": [{"name": lab.iface, "mode": "iptables-raw", "raw": {"backend": lab.backend},
-                              "counters": {"dropped": 0, "passed": 0, "failsafe": 0}}]}
-    apply_raw_counters(status, lab.dp.interface_drops())
-    entry = status["interfaces"][0]
+    before = AgentStatus.from_json({"interfaces": [{"name": lab.iface, "mode": "iptables-raw", "raw": {"backend": lab.backend},
+                                                    "counters": {"dropped": 0, "passed": 0, "failsafe": 0}}]})
+    entry = with_counters(before.interfaces, {}, lab.dp.interface_drops())[0].to_json()
     # exact: permanent neighbours on the sender, so no ARP/ND crosses (and ND is never dropped anyway)
     assert entry["rawCounters"]["families"]["ipv4"]["dropped"] == sent4
     assert entry["rawCounters"]["families"]["ipv6"]["dropped"] == sent6

@@ -145,10 +145,10 @@ def test_compute_is_deterministic_and_order_independent(items: list) -> None:
 
 @given(st.integers(0, 2**32 - 1), st.integers(0, 32), st.booleans())
 def test_fast_cidr_parser_agrees_with_ipaddress(value: int, length: int, bare: bool) -> None:
-    from seawall.calc.eligibility import parse_cidr
+    from seawall.api.cidr import parse_cidr
 
     text = str(ipaddress.IPv4Address(value)) if bare else f"{ipaddress.IPv4Address(value)}/{length}"
     net = ipaddress.ip_network(text, strict=False)
     got = parse_cidr(text)
-    assert (got.version, got.start, got.end, got.text) == (
+    assert (got.family, got.start, got.end, got.text) == (
         4, int(net.network_address), int(net.broadcast_address), str(net))

@@ -23,17 +23,18 @@ from prometheus_client.parser import text_string_to_metric_families
 from seawall.agent import loop
 from seawall.agent.health import HealthState, liveness, readiness
 from seawall.agent.http import Endpoint, ManagedServer, health_endpoint, metrics_endpoint, plan
-from seawall.agent.loop import Agent, AgentOptions, Pass, plan_pass, verdict_totals
+from seawall.agent.loop import Agent, AgentOptions
 from seawall.agent.metrics import AgentMetrics, InterfaceSample, MetricsSnapshot, snapshot_from_status
-from seawall.agent.status import interface_status
+from seawall.agent.status import AgentStatus, InvalidResource, Verdicts, interface_status, verdict_totals
 from seawall.api.felix import EffectiveFelixConfig
-from seawall.dataplane.iptables.driver import FamilyReport, RawReport
 from seawall.dataplane.iptables.report import RawInterfaceReport
+from seawall.dataplane.iptables.tier import RawCounters
 from seawall.dataplane.mode import Mode
 from seawall.dataplane.xdp.reference import Outcome
 from seawall.dataplane.xdp.report import InterfaceReport
 from seawall.datastore import SqliteDatastore
 from seawall.policy import InterfaceDecisions
+from seawall.testing.fake_tiers import FakeLinks, FakeTier
 from seawall.testing.traffic import wait_until
 
 
@@ -142,11 +143,14 @@ def test_snapshot_from_the_status_object_the_agent_publishes() -> None:
     decision = InterfaceDecisions("eth0", "production-host", ("dos-mitigation",), (), frozenset())
     xdp = InterfaceReport("eth0", Mode.XDP_NATIVE, "fastest mode", entries={"ipv4": 3, "ipv6": 0})
     raw = RawInterfaceReport("eth0", Mode.RAW, "nft", "", chains=["sw-fh-eth0"], ipset_members={"sw4-x": 3, "sw6-x": 0})
-    status = {"node": "n", "inSync": True, "revision": 9, "invalid": [{"kind": "GlobalNetworkSet", "name": "bad"}],
-              "interfaces": [interface_status(decision, xdp, raw),
-                             interface_status(InterfaceDecisions("lo", "h", (), (), frozenset()), None, None)]}
+    status = AgentStatus(node="n", in_sync=True, revision=9, invalid=(InvalidResource("GlobalNetworkSet", "bad"),),
+                         interfaces=(interface_status(decision, xdp, raw),
+                                     interface_status(InterfaceDecisions("lo", "h", (), (), frozenset()), None, None)))
     snap = snapshot_from_status(status, {"eth0": ({"dropped": 5, "passed": 1, "failsafe": 0}, {"dropped": 300})},
                                 {("p", "ingress", 0): (1, 2)})
+    # the XDP totals as the agent folds them (Verdicts) give the same samples
+    typed = snapshot_from_status(status, {"eth0": (Verdicts(5, 1, 0), {"dropped": 300})}, {("p", "ingress", 0): (1, 2)})
+    assert typed == snap
     assert snap.in_sync and snap.revision == 9 and snap.invalid == 1
     eth0, lo = snap.interfaces
     assert (eth0.name, eth0.mode, eth0.packets["dropped"], eth0.bytes["dropped"]) == ("eth0", "xdp-native", 5, 300)
@@ -157,7 +161,7 @@ def test_snapshot_from_the_status_object_the_agent_publishes() -> None:
 
 def test_verdict_totals_fold_xdp_outcomes_like_seawall_status() -> None:
     values = {Outcome.DROP: 10, Outcome.FAILSAFE: 2, Outcome.PASS: 5, Outcome.NOT_IP: 1, Outcome.MALFORMED: 1}
-    assert verdict_totals(values) == {"dropped": 10, "passed": 7, "failsafe": 2}
+    assert verdict_totals(values) == Verdicts(dropped=10, passed=7, failsafe=2)
 
 
 # ---------------------------------------------------------------- health
@@ -298,78 +302,16 @@ def test_managed_server_starts_restarts_stops_and_survives_a_busy_port() -> None
     assert len(calls) == 3
 
 
-# ---------------------------------------------------------------- reconcile plans
+# ---------------------------------------------------------------- the loop with fake tiers
+# (when each tier runs — changes, refreshes, retries — is the worker's: tests/unit/test_tier_worker.py)
 
 
-def test_a_change_reconciles_both_tiers_without_the_xdp_read_back() -> None:
-    kw = dict(reconciled=True, retry_at=None, xdp_verified_at=0.0, xdp_interval=90.0, raw_at=0.0, raw_interval=180.0)
-    assert plan_pass(10.0, changed=True, **kw) == Pass(True, True, verify_xdp=False)
-    assert plan_pass(100.0, changed=True, **kw) == Pass(True, True, verify_xdp=False)  # due: verified next tick
-    assert plan_pass(185.0, changed=True, **kw) == Pass(True, True, verify_xdp=True)  # overdue: not starved
-    assert plan_pass(10.0, changed=False, **{**kw, "reconciled": False}) == Pass(True, True, verify_xdp=False)
-
-
-def test_each_tier_refreshes_on_its_own_interval() -> None:
-    kw = dict(changed=False, reconciled=True, retry_at=None)
-    assert plan_pass(50.0, xdp_verified_at=0.0, xdp_interval=90.0, raw_at=0.0, raw_interval=180.0, **kw) is None
-    assert plan_pass(95.0, xdp_verified_at=0.0, xdp_interval=90.0, raw_at=0.0, raw_interval=180.0, **kw) == Pass(True, False, True)
-    assert plan_pass(181.0, xdp_verified_at=95.0, xdp_interval=90.0, raw_at=0.0, raw_interval=180.0, **kw) == Pass(False, True, False)
-    assert plan_pass(200.0, xdp_verified_at=0.0, xdp_interval=90.0, raw_at=0.0, raw_interval=180.0, **kw) == Pass(True, True, True)
-    # 0 disables a tier's refresh
-    assert plan_pass(1e6, xdp_verified_at=0.0, xdp_interval=0.0, raw_at=0.0, raw_interval=5.0, **kw) == Pass(False, True, False)
-    assert plan_pass(1e6, xdp_verified_at=0.0, xdp_interval=0.0, raw_at=0.0, raw_interval=0.0, **kw) is None
-
-
-def test_a_failed_reconcile_is_retried() -> None:
-    kw = dict(changed=False, reconciled=True, xdp_verified_at=0.0, xdp_interval=90.0, raw_at=0.0, raw_interval=180.0)
-    assert plan_pass(10.0, retry_at=15.0, **kw) is None
-    assert plan_pass(15.0, retry_at=15.0, **kw) == Pass(True, True, verify_xdp=False)
-
-
-# ---------------------------------------------------------------- the loop with fake dataplanes
-
-
-class FakeXdp:
-    def __init__(self) -> None:
-        self.calls: list[bool] = []
-
-    def reconcile(self, desired: Any, *, verify: bool = False) -> dict[str, InterfaceReport]:
-        self.calls.append(verify)
-        return {}
-
-    def counters(self, name: str) -> None:
-        return None
-
-    def close(self) -> None:
-        pass
-
-
-class FakeRaw:
-    """Fails the way the real tier can: raising, or reporting errors."""
-
-    def __init__(self) -> None:
-        self.fail: str | None = "raise"
-        self.calls = 0
-        self.last_report: RawReport | None = None
-
-    def reconcile(self, state: Any) -> dict[str, RawInterfaceReport]:
-        self.calls += 1
-        if self.fail == "raise":
-            raise RuntimeError("iptables-restore: exploded")
-        report = RawReport("nft", "test")
-        report.families = {4: FamilyReport(4), 6: FamilyReport(6)}
-        if self.fail == "report":
-            report.families[4].errors.append("raw table (IPv4): line 3 failed")
-        self.last_report = report
-        return {}
-
-    repairs = {"rules": 0, "setHeaders": 0, "setContents": 0}
-
-    def rule_counters(self) -> dict[tuple[str, str, int], tuple[int, int]]:
-        return {}
-
-    def read_counters(self) -> tuple[dict[tuple[str, str, int], tuple[int, int]], dict[str, dict[str, tuple[int, int]]]]:
-        return {}, {}
+def fake_agent(store: SqliteDatastore, options: AgentOptions) -> tuple[Agent, FakeTier, FakeTier, FakeLinks]:
+    xdp = FakeTier("xdp")
+    raw = FakeTier("raw", part=lambda desired: desired.untracked, fail="raise", message="iptables-restore: exploded",
+                   counts=RawCounters)
+    links = FakeLinks()
+    return Agent(store, options, xdp=xdp, raw=raw, links=links), xdp, raw, links
 
 
 def felix_default(**spec: Any) -> dict[str, Any]:
@@ -382,8 +324,7 @@ def test_the_loop_survives_failed_reconciles_and_reports_them(tmp_path: Path, mo
     store = SqliteDatastore(tmp_path / "db.sqlite")
     store.create("FelixConfiguration", "default", felix_default(
         healthHost="127.0.0.1", healthPort=health_port, prometheusMetricsEnabled=True, prometheusMetricsPort=metrics_port))
-    agent = Agent(store, AgentOptions("node-x", tmp_path / "bpffs", tmp_path / "run", metrics_host="127.0.0.1"))
-    agent.xdp, agent.raw = FakeXdp(), FakeRaw()  # type: ignore[assignment]
+    agent, _, raw, _ = fake_agent(store, AgentOptions("node-x", tmp_path / "bpffs", tmp_path / "run", metrics_host="127.0.0.1"))
     thread = threading.Thread(target=agent.run, daemon=True)
     thread.start()
     try:
@@ -399,16 +340,16 @@ def test_the_loop_survives_failed_reconciles_and_reports_them(tmp_path: Path, mo
         code, body = get(health_port, "/readiness")
         assert "last reconcile failed: iptables raw tier: RuntimeError: iptables-restore: exploded" in json.loads(body)["reason"]
         assert get(health_port, "/liveness")[0] == 200
-        assert wait_until(lambda: agent.raw.calls >= 2, timeout=5)  # type: ignore[union-attr]
+        assert wait_until(lambda: len(raw.passes) >= 2, timeout=5)  # retried
         assert thread.is_alive()
 
         # reported errors count as a failure too
-        agent.raw.fail = "report"  # type: ignore[union-attr]
+        raw.fail, raw.message = "report", "iptables raw tier: raw table (IPv4): line 3 failed"
         assert wait_until(lambda: "line 3 failed" in (status().get("lastError") or ""), timeout=5), status()
         assert get(health_port, "/readiness")[0] == 503
 
-        agent.raw.fail = None  # type: ignore[union-attr]
-        assert wait_until(lambda: get(health_port, "/readiness")[0] == 200, timeout=5)
+        raw.fail = None
+        assert wait_until(lambda: get(health_port, "/readiness")[0] == 200, timeout=10)
         assert wait_until(lambda: status().get("lastError", "x") is None, timeout=5)
         assert json.loads(get(health_port, "/readiness")[1])["ready"] is True
 
@@ -416,7 +357,7 @@ def test_the_loop_survives_failed_reconciles_and_reports_them(tmp_path: Path, mo
         got = samples(text)
         assert got[("seawall_reconcile_failures_total", ())] >= 2
         assert got[("seawall_apply_seconds_count", ())] >= 1
-        assert got[("seawall_raw_apply_seconds_count", ())] >= 1  # the successful one (a raise leaves no sample)
+        assert got[("seawall_raw_apply_seconds_count", ())] >= 3  # every pass is timed, the failed ones too
         assert got[("seawall_in_sync", ())] == 1
 
         # disabling the endpoints in the datastore closes their ports
@@ -434,9 +375,8 @@ def test_stopping_the_agent_closes_its_endpoints(tmp_path: Path) -> None:
     health_port = free_port()
     store = SqliteDatastore(tmp_path / "db.sqlite")
     store.create("FelixConfiguration", "default", felix_default(healthHost="127.0.0.1", healthPort=health_port))
-    agent = Agent(store, AgentOptions("node-x", tmp_path / "bpffs", tmp_path / "run"))
-    agent.xdp, agent.raw = FakeXdp(), FakeRaw()  # type: ignore[assignment]
-    agent.raw.fail = None  # type: ignore[union-attr]
+    agent, xdp, raw, links = fake_agent(store, AgentOptions("node-x", tmp_path / "bpffs", tmp_path / "run"))
+    raw.fail = None
     thread = threading.Thread(target=agent.run, daemon=True)
     thread.start()
     try:
@@ -448,3 +388,4 @@ def test_stopping_the_agent_closes_its_endpoints(tmp_path: Path) -> None:
         store.close()
     assert not thread.is_alive() and time.monotonic() - started < 5
     assert refused(health_port)
+    assert xdp.closed and raw.closed and links.closed  # the kernel state stays; the handles go

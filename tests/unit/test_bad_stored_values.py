@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from seawall.api.cidr import parse_cidr
 from seawall.calc import CalcMemo, Snapshot, compute
-from seawall.calc.eligibility import parse_cidr
 from seawall.datastore import Create, SqliteDatastore
 
 from .test_calc import ETH0, SEED, gnp, gns
@@ -109,7 +109,7 @@ def test_bad_not_nets_entry_is_dropped() -> None:
     snapshot = _with_rule_nets(_literal_seed(), "dos-mitigation", ["8.8.8.0/24"], ["banana", "8.8.8.8/32"])
     desired = compute(snapshot, "jasper", ETH0)
     policy = desired.untracked.interfaces[0].policies[0]
-    assert policy.ingress[0].source.not_nets == ("8.8.8.8/32",)
+    assert [c.text for c in policy.ingress[0].source.not_nets] == ["8.8.8.8/32"]
     assert any("ingress[0].source.notNets" in w for w in desired.warnings)
 
 
@@ -156,7 +156,13 @@ def test_raw_renderer_skips_bad_set_members_and_rule_nets() -> None:
     assert set(rendered.skipped[("set", set_id)]) == set(BAD_STRINGS)  # reported, not only logged
     policy = state.interfaces[0].policies[0]
     rule = policy.ingress[0]
-    source = dataclasses.replace(rule.source, nets=("8.8.8.8/32", *BAD_STRINGS), not_nets=tuple(BAD_STRINGS))
+    # A rule's nets are Cidr values: a bad one cannot even be built, so it can never reach a renderer.
+    for bad in BAD_STRINGS:
+        with pytest.raises(ValueError):
+            dataclasses.replace(rule.source, nets=("8.8.8.8/32", bad))
+        with pytest.raises(ValueError):
+            dataclasses.replace(rule.source, not_nets=(bad,))
+    source = dataclasses.replace(rule.source, nets=("8.8.8.8/32",))
     iface = dataclasses.replace(state.interfaces[0], policies=(
         dataclasses.replace(policy, ingress=(dataclasses.replace(rule, source=source),)),))
     text = "\n".join(line for table in render(dataclasses.replace(bad_state, interfaces=(iface,))).tables.values()

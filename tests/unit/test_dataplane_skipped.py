@@ -8,8 +8,11 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
 from seawall.agent.metrics import AgentMetrics, snapshot_from_status
-from seawall.agent.status import reconcile_status
+from seawall.agent.status import AgentStatus, interfaces_status, not_enforced
 from seawall.calc import Snapshot, compute
 from seawall.cli.status_view import check_shape, render_status
 from seawall.dataplane.iptables.dataplane import RawDataplane
@@ -21,9 +24,8 @@ from seawall.dataplane.mode import Mode
 from seawall.dataplane.skipped import MAX_CHARS, MAX_SHOWN, Skipped, SkippedValue, summarize
 from seawall.dataplane.xdp.report import InterfaceReport
 from seawall.dataplane.xdp.tables import BlocklistTables
-from seawall.policy.model import CidrSet
+from seawall.policy.model import CidrSet, FailsafePort
 
-from .test_agent_metrics import lbl, scrape
 from .test_calc import ETH0, SEED, run
 
 GOOD = ["1.2.3.4/32", "5.6.0.0/16"]
@@ -57,22 +59,23 @@ def test_xdp_tables_skip_report_is_bounded() -> None:
     assert all(len(v.value) <= MAX_CHARS for v in skipped.values)
 
 
-def test_raw_renderer_reports_a_bad_set_member_and_rule_net() -> None:
+def test_raw_renderer_reports_a_bad_set_member_and_refuses_a_bad_rule_net() -> None:
     state, set_id = _state_with_set({*GOOD, LOOKALIKE})
     rendered = render(state)
     assert set().union(*(c.members for c in rendered.ipsets.values())) == set(GOOD)
     assert list(rendered.skipped[("set", set_id)]) == [LOOKALIKE]
     assert "set " + set_id in rendered.skipped[("set", set_id)][LOOKALIKE]
 
-    policy = state.interfaces[0].policies[0]
-    rule = policy.ingress[0]
-    source = dataclasses.replace(rule.source, nets=("8.8.8.8/32", "banana"), not_nets=("fe80::1%eth0",))
-    iface = dataclasses.replace(state.interfaces[0], policies=(
-        dataclasses.replace(policy, ingress=(dataclasses.replace(rule, source=source),)),))
-    rendered = render(dataclasses.replace(state, interfaces=(iface,)))
-    bad = rendered.skipped[("policy", policy.name)]
-    assert set(bad) == {"banana", "fe80::1%eth0"}
-    assert "rule nets" in bad["banana"] and "rule notNets" in bad["fe80::1%eth0"]
+    # A rule's nets are Cidr values, parsed once when the rule is built: a bad
+    # one is refused there (the calculation drops and reports it), so no tier
+    # ever has one to skip.
+    rule = state.interfaces[0].policies[0].ingress[0]
+    with pytest.raises(ValueError, match="banana"):
+        dataclasses.replace(rule.source, nets=("8.8.8.8/32", "banana"))
+    with pytest.raises(ValueError):
+        dataclasses.replace(rule.source, not_nets=("fe80::1%eth0",))
+    with pytest.raises(ValueError):
+        FailsafePort(6, 22, "10.0.0.0/33")
     assert render(compute(Snapshot.from_stored(SEED), "jasper", ETH0).untracked).skipped == {}
 
 
@@ -130,18 +133,34 @@ def _reports_with_skips():
     return xdp, raw
 
 
+def scrape(metrics: AgentMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    body, _ = metrics.exposition(None)
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(body.decode()) for s in family.samples}
+
+
+def lbl(**labels: str) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(labels.items()))
+
+
+def reconcile_status(desired, xdp, raw, **top) -> AgentStatus:
+    """The status the agent publishes after a reconcile with these reports."""
+    return AgentStatus(interfaces=interfaces_status(desired, xdp, raw), not_enforced=not_enforced(desired),
+                       warnings=desired.warnings, **top)
+
+
 def test_status_carries_the_skipped_values_per_tier() -> None:
-    status = reconcile_status(run(SEED), *_reports_with_skips())
+    status = reconcile_status(run(SEED), *_reports_with_skips()).to_json()
     (iface,) = status["interfaces"]
     assert iface["skipped"]["xdp"] == {"count": 1, "values": [
         {"value": repr(LOOKALIKE), "reason": "invalid prefix length in '1.2.3.4/\u0663'"}]}
     assert iface["skipped"]["raw"]["count"] == 7 and len(iface["skipped"]["raw"]["values"]) == MAX_SHOWN
-    clean = reconcile_status(run(SEED), {"eth0": InterfaceReport("eth0", Mode.XDP_NATIVE, "r")}, {})
+    clean = reconcile_status(run(SEED), {"eth0": InterfaceReport("eth0", Mode.XDP_NATIVE, "r")}, {}).to_json()
     assert clean["interfaces"][0]["skipped"] == {}
 
 
 def test_seawall_status_shows_the_skipped_values() -> None:
-    status = json.loads(json.dumps(reconcile_status(run(SEED), *_reports_with_skips())))  # as status.json holds it
+    status = json.loads(json.dumps(reconcile_status(run(SEED), *_reports_with_skips()).to_json()))  # as status.json holds it
     check_shape(status)
     text = render_status(status)
     assert "xdp skipped 1 value (not CIDRs, not programmed):" in text
@@ -158,7 +177,7 @@ def test_seawall_status_cli_json_and_table(tmp_path) -> None:
 
     from seawall.cli.main import cli
 
-    status = {"node": "jasper", "inSync": True, **reconcile_status(run(SEED), *_reports_with_skips())}
+    status = reconcile_status(run(SEED), *_reports_with_skips(), node="jasper", in_sync=True).to_json()
     (tmp_path / "status.json").write_text(json.dumps(status))
     runner = CliRunner()
     table = runner.invoke(cli, ["status", "--run-dir", str(tmp_path)])
@@ -170,9 +189,9 @@ def test_seawall_status_cli_json_and_table(tmp_path) -> None:
 
 
 def test_skipped_values_gauge() -> None:
-    status = json.loads(json.dumps(reconcile_status(run(SEED), *_reports_with_skips())))
+    status = json.loads(json.dumps(reconcile_status(run(SEED), *_reports_with_skips()).to_json()))
     metrics = AgentMetrics()
-    metrics.publish(snapshot_from_status(status, {}, {}))
+    metrics.publish(snapshot_from_status(AgentStatus.from_json(status), {}, {}))
     got = scrape(metrics)
     assert got[("seawall_dataplane_skipped_values", lbl(interface="eth0", tier="xdp"))] == 1
     assert got[("seawall_dataplane_skipped_values", lbl(interface="eth0", tier="raw"))] == 7

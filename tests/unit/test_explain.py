@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from seawall.calc import NodeInterfaces, Snapshot, compute
 from seawall.cli.explain import RAW_ONLY, XDP_AND_RAW, as_json, build, examples, explain, set_selectors
@@ -13,7 +14,7 @@ from tests.unit.test_calc import DENY_SET, ETH0, SEED, felix, gnp, gns, hep
 BLOCK_SELECTOR = "dos-deny-list == 'true'"
 
 
-def _explain(items: list, *, node: str = "jasper", interfaces: NodeInterfaces = ETH0, status: dict | None = None):
+def _explain(items: list, *, node: str = "jasper", interfaces: NodeInterfaces = ETH0, status: Any = None):
     snapshot = Snapshot.from_stored(items)
     desired = compute(snapshot, node, interfaces)
     return explain(desired, node=node, interfaces=interfaces, selectors=set_selectors(snapshot), status=status,
@@ -179,3 +180,17 @@ def test_examples_of_a_million_member_set_stay_fast() -> None:
     picked = examples(huge)
     assert time.monotonic() - started < 2
     assert len(picked) == 5 and list(picked) == sorted(picked, key=lambda t: tuple(map(int, t[:-3].split("."))))
+
+
+def test_the_agent_s_status_as_a_type_or_as_its_json() -> None:
+    from seawall.agent.status import AgentStatus, InterfaceStatus
+    from seawall.dataplane.mode import Mode
+
+    typed = AgentStatus(node="jasper", interfaces=(
+        InterfaceStatus("eth0", mode=Mode.RAW, reason="no XDP mode available: native: not supported"),))
+    from_type = _explain(SEED, status=typed)
+    assert from_type == _explain(SEED, status=typed.to_json())
+    (iface,) = from_type.interfaces
+    assert (iface.agent_mode, iface.agent_reason) == ("iptables-raw", "no XDP mode available: native: not supported")
+    other = _explain(SEED, status=AgentStatus(node="other"))
+    assert other.interfaces[0].agent_mode is None and other.status_note and "'other'" in other.status_note

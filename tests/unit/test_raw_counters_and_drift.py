@@ -3,33 +3,33 @@ raw worker's pass kinds (apply / check / verify) that find drift in seconds."""
 
 from __future__ import annotations
 
-import threading
-import time
+import dataclasses
 from typing import Any
 
 from seawall.agent.metrics import families, snapshot_from_status
-from seawall.agent.raw_worker import RawWorker
-from seawall.agent.status import apply_raw_counters
+from seawall.agent.status import AgentStatus, Verdicts, raw_repairs, with_counters
 from seawall.cli.status_view import render_status
-from seawall.dataplane.iptables.dataplane import PASS_KIND
-from seawall.policy.model import Action, InterfacePolicy, Policy, Rule, UntrackedState
-from seawall.testing.traffic import wait_until
 
 
-def status() -> dict[str, Any]:
-    return {"interfaces": [
+def status() -> AgentStatus:
+    return AgentStatus.from_json({"interfaces": [
         {"name": "eth0", "mode": "xdp-native", "raw": {"backend": "nft"}, "counters": {"dropped": 7, "passed": 1, "failsafe": 0}},
         {"name": "eth1", "mode": "iptables-raw", "raw": {"backend": "nft"}, "counters": {"dropped": 0, "passed": 0, "failsafe": 0}},
         {"name": "eth2", "mode": "none", "raw": None, "counters": {"dropped": 0, "passed": 0, "failsafe": 0}},
-    ]}
+    ]})
+
+
+def apply_raw_counters(s: AgentStatus, drops: Any, repairs: Any = None) -> AgentStatus:
+    """What the agent does with the raw tier's counters (XDP's stay as they are)."""
+    s = dataclasses.replace(s, interfaces=with_counters(s.interfaces, {}, drops))
+    return s if repairs is None else dataclasses.replace(s, raw_repairs=raw_repairs(repairs))
 
 
 DROPS = {"eth0": {"ipv4": (3, 90), "ipv6": (0, 0)}, "eth1": {"ipv4": (1000, 42000), "ipv6": (5, 300)}}
 
 
 def test_raw_drops_per_interface_and_family_in_status() -> None:
-    s = status()
-    apply_raw_counters(s, DROPS, {"rules": 2, "setHeaders": 1})
+    s = apply_raw_counters(status(), DROPS, {"rules": 2, "setHeaders": 1}).to_json()
     eth0, eth1, eth2 = s["interfaces"]
     assert eth0["counters"]["dropped"] == 7  # XDP's own counter stays
     assert eth0["rawCounters"] == {"dropped": 3, "droppedBytes": 90, "families": {
@@ -38,14 +38,14 @@ def test_raw_drops_per_interface_and_family_in_status() -> None:
     assert eth1["rawCounters"]["families"]["ipv6"] == {"dropped": 5, "droppedBytes": 300}
     assert "rawCounters" not in eth2
     assert s["rawRepairs"] == {"rules": 2, "setHeaders": 1, "setContents": 0}
-    apply_raw_counters(s, None)  # unreadable: the last values stay
+    s = apply_raw_counters(AgentStatus.from_json(s), None).to_json()  # unreadable: the last values stay
     assert s["interfaces"][1]["counters"]["dropped"] == 1005
+    assert s["interfaces"][0]["rawCounters"]["dropped"] == 3
 
 
 def test_raw_drops_and_repairs_as_metrics() -> None:
-    s = status()
-    apply_raw_counters(s, DROPS, {"rules": 2, "setHeaders": 1, "setContents": 4})
-    snap = snapshot_from_status(s, {"eth0": ({"dropped": 7, "passed": 1, "failsafe": 0}, {"dropped": 700})}, {})
+    s = apply_raw_counters(status(), DROPS, {"rules": 2, "setHeaders": 1, "setContents": 4})
+    snap = snapshot_from_status(s, {"eth0": (Verdicts(7, 1, 0), {"dropped": 700})}, {})
     got = {(x.name, tuple(sorted(x.labels.items()))): x.value for m in families(snap) for x in m.samples}
     eth1 = (("interface", "eth1"), ("mode", "iptables-raw"), ("tier", "raw"))
     assert got[("seawall_dropped_packets_total", (("family", "all"), ("interface", "eth0"), ("mode", "xdp-native"), ("tier", "xdp")))] == 7
@@ -57,8 +57,7 @@ def test_raw_drops_and_repairs_as_metrics() -> None:
 
 
 def test_seawall_status_shows_raw_drops_and_repairs() -> None:
-    s = status()
-    apply_raw_counters(s, DROPS, {"rules": 2, "setHeaders": 0, "setContents": 1})
+    s = apply_raw_counters(status(), DROPS, {"rules": 2, "setHeaders": 0, "setContents": 1})
     text = render_status(s)
     rows = {line.split()[0]: line for line in text.splitlines() if line.split() and line.split()[0] in ("eth0", "eth1") and "nft" in line}
     assert "7 +3 raw" in rows["eth0"]
@@ -67,85 +66,6 @@ def test_seawall_status_shows_raw_drops_and_repairs() -> None:
     assert "raw drift repaired rules 2, set headers 0, set contents 1" in text
 
 
-STATE = UntrackedState((InterfacePolicy("eth0", (Policy("p", 1.0, ingress=(Rule(Action.DENY),)),)),), {})
-
-
-def test_the_worker_checks_the_last_state_every_few_seconds_and_verifies_on_refresh() -> None:
-    kinds: list[str] = []
-    lock = threading.Lock()
-    reports: dict[str, Any] = {}
-
-    def reconcile(state: UntrackedState) -> tuple[dict[str, Any], str | None]:
-        with lock:
-            kinds.append(PASS_KIND.get())
-        return reports, None
-
-    worker = RawWorker(reconcile, retry_s=0.1, check_s=0.05, verify_min_s=0.0)
-    try:
-        worker.submit(STATE)
-        assert wait_until(lambda: worker.checks >= 3, timeout=5)
-        completed = worker.completed
-        assert completed == 1  # a check that found nothing (same reports) is no new result
-        worker.submit(STATE)  # the loop's refresh: the same state again
-        assert wait_until(lambda: "verify" in kinds, timeout=5)
-        worker.submit(UntrackedState((), {}))  # a change
-        assert wait_until(lambda: kinds.count("apply") == 2, timeout=5)
-        with lock:
-            assert kinds[0] == "apply" and set(kinds[1:4]) == {"check"}
-    finally:
-        worker.close()
-    assert PASS_KIND.get() == "apply"  # the worker's thread set it, never ours
-
-
-def test_a_refresh_soon_after_a_verify_is_only_a_check() -> None:
-    kinds: list[str] = []
-
-    def reconcile(state: UntrackedState) -> tuple[dict[str, Any], str | None]:
-        kinds.append(PASS_KIND.get())
-        return {}, None
-
-    worker = RawWorker(reconcile, check_s=0, verify_min_s=3600)
-    try:
-        worker.submit(STATE)
-        assert worker.wait_idle(5)
-        worker.submit(STATE)
-        assert worker.wait_idle(5)
-        time.sleep(0.1)
-        assert kinds == ["apply", "check"]  # check_s=0: no periodic checks at all
-    finally:
-        worker.close()
-
-
-def test_check_passes_are_timed_apart_from_reconciles() -> None:
-    from seawall.agent.metrics import AgentMetrics
-
-    metrics = AgentMetrics()
-    with metrics.raw_apply_seconds.time():
-        pass
-    token = PASS_KIND.set("check")
-    try:
-        for _ in range(3):
-            with metrics.raw_apply_seconds.time():
-                pass
-    finally:
-        PASS_KIND.reset(token)
-    text = metrics.exposition(None)[0].decode()
-    assert "seawall_raw_apply_seconds_count 1.0" in text
-    assert "seawall_raw_check_seconds_count 3.0" in text
-
-
-def test_a_refresh_interval_of_zero_turns_the_check_off_too() -> None:
-    def reconcile(state: UntrackedState) -> tuple[dict[str, Any], str | None]:
-        return {}, None
-
-    worker = RawWorker(reconcile, check_s=0.02, verify_min_s=3600)
-    try:
-        worker.set_refresh(0)
-        worker.submit(STATE)
-        assert wait_until(lambda: worker.completed == 1, timeout=5)
-        time.sleep(0.2)  # ten check periods
-        assert worker.checks == 0
-        worker.set_refresh(180)
-        assert wait_until(lambda: worker.checks >= 2, timeout=5)
-    finally:
-        worker.close()
+# When the raw tier checks and verifies (every few seconds; on refresh; never with a 0 interval)
+# is the worker's, tested in tests/unit/test_tier_worker.py; the check and apply timings
+# going to two histograms in tests/unit/test_agent_loop.py.

@@ -100,8 +100,8 @@ def test_action_lines_for_every_policy_rule(state: UntrackedState) -> None:
             for p in iface.policies:
                 for d in Direction:
                     for i, rule in enumerate(p.rules(d)):
-                        v6_only = rule.ip_version == 6 or (rule.source.nets and all(":" in n for n in rule.source.nets))
-                        v4_only = rule.ip_version == 4 or (rule.source.nets and all(":" not in n for n in rule.source.nets))
+                        v6_only = rule.ip_version == 6 or (rule.source.nets and all(n.family == 6 for n in rule.source.nets))
+                        v4_only = rule.ip_version == 4 or (rule.source.nets and all(n.family == 4 for n in rule.source.nets))
                         if (fam == 4 and v6_only) or (fam == 6 and v4_only) or (fam == 6 and rule.destination.nets):
                             continue
                         expected.add((p.name, d.value, i))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
-from seawall.agent.status import reconcile_status
+import pytest
+
+from seawall.agent.status import AgentStatus, interfaces_status, not_enforced
 from seawall.calc import Snapshot, compute
-from seawall.cli.status_view import build, fmt_value, render_status, to_text
+from seawall.cli.status_view import MalformedStatus, build, check_shape, fmt_value, render_status, to_text
 from seawall.dataplane.iptables.report import RawInterfaceReport
 from seawall.dataplane.mode import Mode
 from seawall.dataplane.xdp.report import InterfaceReport
@@ -143,10 +145,31 @@ def test_renders_what_the_agent_builds() -> None:
     xdp = {"eth0": InterfaceReport("eth0", Mode.XDP_GENERIC, "xdp-generic (faster modes not used: native: no)", {"ipv4": 2, "ipv6": 0})}
     raw = {"eth0": RawInterfaceReport("eth0", Mode.RAW, "legacy", "in use", chains=["sw-fh-eth0"],
                                       programmed=True, ipset_members={"sw4-x": 2})}
-    data = {"node": "jasper", "inSync": True, **reconcile_status(desired, xdp, raw)}
-    data = json.loads(json.dumps(data))
+    status = AgentStatus(node="jasper", in_sync=True, interfaces=interfaces_status(desired, xdp, raw),
+                         not_enforced=not_enforced(desired), warnings=desired.warnings)
+    data = json.loads(json.dumps(status.to_json()))
     text = to_text(build(data), width=200)
+    assert to_text(build(status), width=200) == text  # the type itself, or its JSON: the same view
     assert "rule dos-mitigation[0] Deny: XDP + raw, 2 CIDRs in XDP — in XDP: 2 CIDRs" in text
     assert "eligibleCidrs" not in text
     assert "xdp-generic" in text and "legacy, 2 ipset members" in text and "2/0" in text
     assert "tracked: doNotTrack is false" in text
+
+
+def test_the_type_and_its_json_render_the_same() -> None:
+    data = json.loads(json.dumps(STATUS))
+    data["interfaces"][0]["countersLive"] = True
+    data["interfaces"][0]["dropRate"] = 1.5
+    data["metrics"] = {"reconciles": 17}
+    status = AgentStatus.from_json(data)
+    assert render_status(status, age_s=3) == render_status(data, age_s=3)
+    assert "dropRate: 1.5" in render_status(status) and "metrics: reconciles=17" in render_status(status)
+
+
+def test_check_shape_names_the_first_bad_field() -> None:
+    check_shape(STATUS)
+    check_shape(AgentStatus.from_json(STATUS))
+    with pytest.raises(MalformedStatus, match=r"interfaces\[0\]\.xdpEntries must be an object, not list"):
+        check_shape({"node": "n", "interfaces": [{"name": "x", "xdpEntries": [1]}]})
+    with pytest.raises(MalformedStatus, match="not a JSON object"):
+        check_shape([STATUS])

@@ -11,19 +11,17 @@ observes directly, everything here is a pure function of the snapshot.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from seawall.dataplane.iptables.dataplane import PASS_KIND
+from seawall.agent.status import AgentStatus, Unparsed, Verdicts
 from seawall.dataplane.mode import Mode
+from seawall.dataplane.skipped import Skipped
 
 VERDICTS = ("dropped", "passed", "failsafe")
 TIERS = ("xdp", "raw")
@@ -64,31 +62,38 @@ def ipset_family(name: str) -> str:
     return "ipv6" if name.startswith("sw6") else "ipv4"
 
 
-def snapshot_from_status(status: Mapping[str, Any],
-                         xdp_counters: Mapping[str, tuple[Mapping[str, int], Mapping[str, int]]],
+def _verdicts(value: Mapping[str, int] | Verdicts) -> dict[str, int]:
+    return {"dropped": value.dropped, "passed": value.passed, "failsafe": value.failsafe} \
+        if isinstance(value, Verdicts) else dict(value)
+
+
+def snapshot_from_status(status: AgentStatus,
+                         xdp_counters: Mapping[str, tuple[Mapping[str, int] | Verdicts, Mapping[str, int] | Verdicts]],
                          raw_rules: Mapping[tuple[str, str, int], tuple[int, int]]) -> MetricsSnapshot:
-    """Build a snapshot from the agent's status object plus the counters it read.
+    """Build a snapshot from the agent's status plus the counters it read.
 
     ``xdp_counters``: interface -> (packets per verdict, bytes per verdict), only
     for interfaces with an XDP program of ours."""
     samples = []
-    for entry in status.get("interfaces", []):
-        name = entry["name"]
-        packets, octets = xdp_counters.get(name, ({}, {}))
-        raw = entry.get("raw") or {}
-        skipped = entry.get("skipped") or {}
-        raw_families = (entry.get("rawCounters") or {}).get("families") or {}
+    for entry in status.interfaces:
+        packets, octets = xdp_counters.get(entry.name, ({}, {}))
+        raw_families = entry.raw_counters.families if entry.raw_counters is not None else {}
         samples.append(InterfaceSample(
-            name=name, mode=entry.get("mode", "none"), packets=dict(packets), bytes=dict(octets),
-            xdp_entries=dict(entry.get("xdpEntries") or {}), ipset_members=dict(raw.get("ipsetMembers") or {}),
-            skipped={tier: int((skipped.get(tier) or {}).get("count") or 0) for tier in TIERS},
-            raw_dropped={fam: (int(v.get("dropped") or 0), int(v.get("droppedBytes") or 0)) for fam, v in raw_families.items()},
+            name=entry.name, mode="none" if entry.mode is None else str(entry.mode),
+            packets=_verdicts(packets), bytes=_verdicts(octets), xdp_entries=dict(entry.xdp_entries),
+            ipset_members=dict(entry.raw.ipset_members) if entry.raw is not None else {},
+            skipped={tier: _skipped_count(entry.skipped.get(tier)) for tier in TIERS},
+            raw_dropped={fam: (d.dropped, d.dropped_bytes) for fam, d in raw_families.items()},
         ))
     return MetricsSnapshot(
-        interfaces=tuple(samples), raw_rules=dict(raw_rules), in_sync=bool(status.get("inSync")),
-        revision=int(status.get("revision") or 0), invalid=len(status.get("invalid") or ()),
-        raw_repairs={k: int(v) for k, v in (status.get("rawRepairs") or {}).items()},
+        interfaces=tuple(samples), raw_rules=dict(raw_rules), in_sync=status.in_sync,
+        revision=status.revision or 0, invalid=len(status.invalid or ()),
+        raw_repairs=dict(status.raw_repairs or {}),
     )
+
+
+def _skipped_count(skipped: Skipped | Unparsed | None) -> int:
+    return skipped.count if isinstance(skipped, Skipped) else 0
 
 
 def families(snapshot: MetricsSnapshot) -> Iterator[Metric]:
@@ -178,22 +183,6 @@ class SnapshotCollector(Collector):
         return families(self.source())
 
 
-class RawPassTimer:
-    """Times one pass of the raw tier into the histogram of its kind: the periodic
-    drift checks (every few seconds, a few ms each) go to ``seawall_raw_check_seconds``
-    so that ``seawall_raw_apply_seconds`` keeps describing reconciles."""
-
-    def __init__(self, apply: Histogram, check: Histogram) -> None:
-        self.apply, self.check = apply, check
-
-    @contextmanager
-    def time(self) -> Iterator[None]:
-        histogram = self.check if PASS_KIND.get() == "check" else self.apply
-        start = time.perf_counter()
-        yield
-        histogram.observe(time.perf_counter() - start)
-
-
 class AgentMetrics:
     """The agent's own registry (never the global one): snapshot families, the
     reconcile-duration histogram and a failure counter."""
@@ -206,12 +195,13 @@ class AgentMetrics:
         self.apply_seconds = Histogram("seawall_apply_seconds", "Duration of one reconcile: calculation and the "
                                        "XDP tier (what a datastore change waits for before XDP drops).",
                                        buckets=APPLY_BUCKETS, registry=self.registry)
-        self.raw_apply_seconds = RawPassTimer(
-            Histogram("seawall_raw_apply_seconds", "Duration of one reconcile of the iptables raw tier (its own "
-                      "thread).", buckets=APPLY_BUCKETS, registry=self.registry),
-            Histogram("seawall_raw_check_seconds", "Duration of one periodic drift check of the iptables raw tier "
-                      "(chains and ipset headers compared; a reconcile only on drift).", buckets=APPLY_BUCKETS,
-                      registry=self.registry))
+        self.raw_apply_seconds = Histogram("seawall_raw_apply_seconds", "Duration of one reconcile of the iptables raw "
+                                           "tier (its own thread).", buckets=APPLY_BUCKETS, registry=self.registry)
+        # the periodic drift checks (every few seconds, a few ms each) apart, so that
+        # seawall_raw_apply_seconds keeps describing reconciles
+        self.raw_check_seconds = Histogram("seawall_raw_check_seconds", "Duration of one periodic drift check of the "
+                                           "iptables raw tier (chains and ipset headers compared; a reconcile only on "
+                                           "drift).", buckets=APPLY_BUCKETS, registry=self.registry)
         self.reconcile_failures = Counter("seawall_reconcile_failures", "Reconciles that raised or that the iptables "
                                           "raw tier reported errors for.", registry=self.registry)
 

@@ -50,8 +50,8 @@ class LinkWatcher:
     """``current()`` is the node's link table, kept up to date by netlink events;
     ``on_change()`` is called (from the watcher's thread) whenever it changes."""
 
-    def __init__(self, on_change: Callable[[], None], *, resync_s: float = RESYNC_S) -> None:
-        self.on_change = on_change
+    def __init__(self, on_change: Callable[[], None] = lambda: None, *, resync_s: float = RESYNC_S) -> None:
+        self.on_change = on_change  # the agent sets it before ``start``
         self.resync_s = resync_s
         self.events = 0  # netlink messages seen (tests, debugging)
         self.changes = 0  # table changes published

@@ -41,11 +41,11 @@ PROBE_FAILURES = 2  # failed probe reads in a row before the store counts as unr
 
 class Syncer:
     def __init__(self, store: Datastore, *, retry_initial: float = RETRY_S, retry_max: float = RETRY_MAX_S,
-                 probe_s: float = PROBE_S) -> None:
+                 probe_s: float = PROBE_S, changed: threading.Event | None = None) -> None:
         if retry_initial <= 0 or retry_max < retry_initial:
             raise ValueError("need 0 < retry_initial <= retry_max")
         self.store = store
-        self.changed = threading.Event()
+        self.changed = changed if changed is not None else threading.Event()
         self.stop = threading.Event()
         self.listed = False  # the watch runs on a complete listing
         self.probe_ok = True  # the probe's last reads succeeded

@@ -20,6 +20,70 @@ _PREFIX = re.compile(r"[0-9]{1,3}", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
+class Cidr:
+    """A CIDR as values, parsed once at the edge and carried as such to the
+    dataplanes: the family (4 or 6), the network address and the last address
+    of the range as integers, the prefix length, and the canonical text
+    (``str(ipaddress.ip_network(text, strict=False))``: host bits masked)."""
+
+    family: int
+    network: int
+    prefix: int
+    end: int
+    text: str
+
+    @property
+    def start(self) -> int:
+        return self.network
+
+    @property
+    def bits(self) -> int:
+        return 32 if self.family == 4 else 128
+
+    def __str__(self) -> str:
+        return self.text
+
+    def contains_address(self, family: int, address: int) -> bool:
+        return family == self.family and self.network <= address <= self.end
+
+
+_V4_BITS = 32
+# The one precompiled fast path for the common shape (plain IPv4, optional prefix).
+_FAST_V4_MATCH = _FAST_V4.fullmatch
+_LOOSE = re.compile(r"[0-9A-Fa-f:.]+(?:/[0-9]{1,3})?").fullmatch
+
+
+def parse_cidr(text: object) -> Cidr:
+    """A CIDR or bare address string -> Cidr (canonical, host bits masked).
+
+    Strict on form (ASCII digits only, no IPv6 zone ``%eth0``, prefix in range,
+    a ``str``): anything else raises ``ValueError``. Plain IPv4 goes through one
+    precompiled regex, not ``ipaddress``, which keeps a million set members fast.
+    Validation's messages come from ``parse_net``; this is the value parser."""
+    if not isinstance(text, str):
+        raise ValueError(f"not a CIDR string: {type(text).__name__}")
+    ascii_only = text.isascii()
+    if ascii_only and _FAST_V4_MATCH(text):
+        address, _, prefix = text.partition("/")
+        a, b, c, d = address.split(".")
+        value = (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)
+        length = int(prefix) if prefix else _V4_BITS
+        host = (1 << (_V4_BITS - length)) - 1
+        start = value & ~host & 0xFFFFFFFF
+        if start == value and prefix:
+            return Cidr(4, start, length, start | host, text)
+    if not ascii_only or not _LOOSE(text):
+        raise ValueError(f"{text!r} is not a CIDR (ASCII digits, no zone)")
+    net = ipaddress.ip_network(text, strict=False)
+    return Cidr(net.version, int(net.network_address), net.prefixlen, int(net.broadcast_address), str(net))
+
+
+def as_cidr(value: Cidr | str) -> Cidr:
+    """``value`` itself, or its text parsed (values built from text in tests and examples)."""
+    return value if isinstance(value, Cidr) else parse_cidr(value)
+
+
+@dataclass(frozen=True, slots=True)
 class ParsedNet:
     version: int
     network: ipaddress.IPv4Network | ipaddress.IPv6Network

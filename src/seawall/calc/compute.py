@@ -38,9 +38,10 @@ from functools import lru_cache
 from typing import Any
 
 from seawall.api import models
+from seawall.api.cidr import Cidr, parse_cidr
 from seawall.api.felix import config_name_for_node, effective_config, unenforced_fields
 from seawall.api.protocols import protocol_number
-from seawall.calc.eligibility import interface_eligibility, parse_cidr
+from seawall.calc.eligibility import interface_eligibility
 from seawall.calc.memo import CalcMemo, NoMemo
 from seawall.calc.snapshot import NodeInterfaces, Snapshot
 from seawall.policy.desired import DesiredState, InterfaceDecisions
@@ -123,18 +124,20 @@ def _labels(resource: models._Resource) -> Mapping[str, str]:
     return resource.metadata.labels or {}
 
 
-def _canonical(text: str) -> str:
-    return parse_cidr(text).text
+def _try_parse(value: object) -> Cidr | None:
+    """The CIDR a stored value means, or None when it is not one (a non-ASCII
+    digit, an IPv6 zone, a prefix out of range, not a string): such a value
+    matches no address, so dropping it from a list is exact."""
+    try:
+        return parse_cidr(value)
+    except (ValueError, TypeError):
+        return None
 
 
 def _try_canonical(value: object) -> str | None:
-    """The canonical CIDR of a stored value, or None when it is not one (a
-    non-ASCII digit, an IPv6 zone, a prefix out of range, not a string): such a
-    value matches no address, so dropping it from a list is exact."""
-    try:
-        return _canonical(value)  # type: ignore[arg-type]
-    except (ValueError, TypeError):
-        return None
+    """The canonical text of a stored value's CIDR, or None (see ``_try_parse``)."""
+    parsed = _try_parse(value)
+    return parsed.text if parsed is not None else None
 
 
 VALUE_CHARS = 80
@@ -321,12 +324,12 @@ class _Translator:
                 return None
         return tuple(out)
 
-    def nets(self, values: Sequence[Any] | None, policy: str, field: str, negated: bool) -> tuple[str, ...] | None:
-        """A rule's literal nets (or notNets), canonical; values that are not
+    def nets(self, values: Sequence[Any] | None, policy: str, field: str, negated: bool) -> tuple[Cidr, ...] | None:
+        """A rule's literal nets (or notNets), parsed; values that are not
         CIDRs are dropped and reported (each matches no address). None when
         every ``nets`` value was bad: the rule then matches nothing (an empty
         ``nets`` would match every source)."""
-        parsed = [(v, _try_canonical(v)) for v in values or ()]
+        parsed = [(v, _try_parse(v)) for v in values or ()]
         bad = [v for v, c in parsed if c is None]
         good = tuple(c for _, c in parsed if c is not None)
         matches_nothing = bool(bad) and not good and not negated
@@ -429,7 +432,7 @@ def _failsafe(ports: tuple[Any, ...], warnings: list[str], which: str) -> tuple[
         if number is None:
             warnings.append(f"FelixConfiguration: {which}: unknown protocol {entry.protocol!r}; entry ignored")
             continue
-        net = _try_canonical(entry.net) if entry.net else None
+        net = _try_parse(entry.net) if entry.net else None
         if entry.net and net is None:  # matches no source: the entry is exact without it
             warnings.append(bad_values_warning("FelixConfiguration", f"{which}.net", [entry.net]))
             continue

@@ -25,13 +25,12 @@ raw (correct, merely slower). Pure.
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from operator import attrgetter
 
+from seawall.api.cidr import Cidr, parse_cidr
 from seawall.calc.memo import CalcMemo, NoMemo
 from seawall.policy.desired import RuleDecision
 from seawall.policy.model import Action, Direction, InterfacePolicy, Rule, UntrackedState
@@ -40,50 +39,7 @@ from seawall.policy.verdict import references_missing_set
 RuleRef = tuple[str, int]  # (policy name, ingress rule index)
 
 
-@dataclass(frozen=True, slots=True)
-class Network:
-    """A CIDR as integers (fast to parse and compare at a million entries)."""
-
-    version: int
-    start: int
-    end: int
-    text: str  # canonical
-
-    def __str__(self) -> str:
-        return self.text
-
-
-_V4_BITS = 32
-_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-_FAST_V4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}(?:/(?:3[0-2]|[12]?\d))?", re.ASCII).fullmatch
-_ORDER = attrgetter("version", "start", "end")
-
-
-_STRICT = re.compile(r"[0-9A-Fa-f:.]+(?:/[0-9]{1,3})?").fullmatch
-
-
-def parse_cidr(text: str) -> Network:
-    """CIDR or bare address string -> Network (canonical, host bits masked);
-    plain IPv4 goes through one precompiled regex, not ``ipaddress`` (fast path).
-    Strict: ASCII digits only, no IPv6 zone (``%eth0``), prefix in range, a
-    ``str``; anything else raises ``ValueError`` (values the API validation
-    let through, or that another tool wrote into the datastore)."""
-    if not isinstance(text, str):
-        raise ValueError(f"not a CIDR string: {type(text).__name__}")
-    ascii_only = text.isascii()
-    if ascii_only and _FAST_V4(text):
-        address, _, prefix = text.partition("/")
-        a, b, c, d = address.split(".")
-        value = (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)
-        length = int(prefix) if prefix else _V4_BITS
-        host = (1 << (_V4_BITS - length)) - 1
-        start = value & ~host & 0xFFFFFFFF
-        if start == value and prefix:
-            return Network(4, start, start | host, text)
-    if not ascii_only or not _STRICT(text):
-        raise ValueError(f"{text!r} is not a CIDR (ASCII digits, no zone)")
-    net = ipaddress.ip_network(text, strict=False)
-    return Network(net.version, int(net.network_address), int(net.broadcast_address), str(net))
+_ORDER = attrgetter("family", "start", "end")
 
 
 _ALL = (parse_cidr("0.0.0.0/0"), parse_cidr("::/0"))
@@ -101,10 +57,10 @@ class _Ranges:
 
     __slots__ = ("_ends", "_starts")
 
-    def __init__(self, nets: Iterable[Network]) -> None:
+    def __init__(self, nets: Iterable[Cidr]) -> None:
         by_family: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
         for net in nets:
-            by_family[net.version].append((net.start, net.end))
+            by_family[net.family].append((net.start, net.end))
         self._starts: dict[int, list[int]] = {}
         self._ends: dict[int, list[int]] = {}
         for family, spans in by_family.items():
@@ -120,22 +76,22 @@ class _Ranges:
             self._starts[family] = starts
             self._ends[family] = ends
 
-    def _at(self, net: Network, point: int) -> int:
-        return bisect_right(self._starts[net.version], point) - 1
+    def _at(self, net: Cidr, point: int) -> int:
+        return bisect_right(self._starts[net.family], point) - 1
 
-    def overlaps(self, net: Network) -> bool:
+    def overlaps(self, net: Cidr) -> bool:
         i = self._at(net, net.end)
-        return i >= 0 and self._ends[net.version][i] >= net.start
+        return i >= 0 and self._ends[net.family][i] >= net.start
 
-    def covers(self, net: Network) -> bool:
+    def covers(self, net: Cidr) -> bool:
         i = self._at(net, net.start)
-        return i >= 0 and self._ends[net.version][i] >= net.end
+        return i >= 0 and self._ends[net.family][i] >= net.end
 
     def empty(self) -> bool:
         return not (self._starts[4] or self._starts[6])
 
 
-def _net(text: str) -> Network:
+def _net(text: str) -> Cidr:
     return parse_cidr(text)
 
 
@@ -147,13 +103,13 @@ class _Index:
         self.state = state
         self.memo = memo
 
-    def set_nets(self, set_id: str) -> tuple[Network, ...]:
+    def set_nets(self, set_id: str) -> tuple[Cidr, ...]:
         cidrs = self.state.sets[set_id].cidrs
         return self.memo.get("parsed-set", (cidrs,), lambda: tuple(map(_net, cidrs)))
 
-    def ranges(self, nets: tuple[str, ...], sets: tuple[str, ...]) -> _Ranges:
+    def ranges(self, nets: tuple[Cidr, ...], sets: tuple[str, ...]) -> _Ranges:
         def build() -> _Ranges:
-            members: list[Network] = [_net(c) for c in nets]
+            members: list[Cidr] = list(nets)
             for set_id in sets:
                 members.extend(self.set_nets(set_id))
             return _Ranges(members)
@@ -180,9 +136,9 @@ def _shape_problem(rule: Rule) -> str | None:
     return None
 
 
-def _may_match_from(index: _Index, rule: Rule, net: Network) -> bool:
+def _may_match_from(index: _Index, rule: Rule, net: Cidr) -> bool:
     """Conservative: could ``rule`` match some packet whose source is in ``net``?"""
-    if rule.ip_version is not None and rule.ip_version != net.version:
+    if rule.ip_version is not None and rule.ip_version != net.family:
         return False
     if references_missing_set(index.state, rule):
         return False  # matches nothing (the verdict treats it as absent)
@@ -196,21 +152,21 @@ def _may_match_from(index: _Index, rule: Rule, net: Network) -> bool:
     return True
 
 
-def _candidates(index: _Index, rule: Rule) -> list[Network]:
+def _candidates(index: _Index, rule: Rule) -> list[Cidr]:
     src = rule.source
     if not src.nets and not src.sets:
         out = list(_ALL)
     elif src.nets and src.sets:
         in_sets = index.ranges((), src.sets)
         in_nets = index.ranges(src.nets, ())
-        out = [n for n in map(_net, src.nets) if in_sets.covers(n)]
+        out = [n for n in src.nets if in_sets.covers(n)]
         out += [n for s in src.sets for n in index.set_nets(s) if in_nets.covers(n)]
     elif src.nets:
-        out = [_net(c) for c in src.nets]
+        out = list(src.nets)
     else:
         out = [n for s in src.sets for n in index.set_nets(s)]
     if rule.ip_version is not None:
-        out = [n for n in out if n.version == rule.ip_version]
+        out = [n for n in out if n.family == rule.ip_version]
     return sorted(set(out), key=_ORDER)
 
 
@@ -230,7 +186,7 @@ def _all_candidates(state: UntrackedState, rule: Rule) -> frozenset[str] | None:
         parts = [state.sets[s].cidrs for s in src.sets]
         texts = parts[0] if len(parts) == 1 else frozenset().union(*parts)
     elif src.nets:
-        texts = frozenset(src.nets)
+        texts = frozenset(c.text for c in src.nets)
     else:
         texts = frozenset(n.text for n in _ALL)
     if rule.ip_version is not None:

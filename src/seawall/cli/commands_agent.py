@@ -20,7 +20,7 @@ def _teardown(node: str | None, bpffs: str, run_dir: str) -> None:
     looks at what is in the kernel and under ``<bpffs>/seawall``."""
     from pathlib import Path
 
-    from seawall.agent.loop import cleanup
+    from seawall.agent.entry import cleanup
 
     del node  # clean-up removes what this host has, whatever the node name
     holder = _running_agent(Path(run_dir))
@@ -69,7 +69,8 @@ def agent(ctx: click.Context, node: str | None, bpffs: str, run_dir: str, do_cle
     import socket as _socket
     from pathlib import Path
 
-    from seawall.agent.loop import Agent, AgentOptions
+    from seawall.agent.entry import build_agent
+    from seawall.agent.loop import AgentOptions
 
     if do_cleanup:
         _teardown(node, bpffs, run_dir)
@@ -79,7 +80,7 @@ def agent(ctx: click.Context, node: str | None, bpffs: str, run_dir: str, do_cle
     from seawall.agent.lock import AgentLockError
 
     with _store(ctx, create=True) as store:
-        daemon = Agent(store, options)
+        daemon = build_agent(store, options)
         signal.signal(signal.SIGTERM, lambda *_: daemon.stop.set())
         signal.signal(signal.SIGINT, lambda *_: daemon.stop.set())
         try:

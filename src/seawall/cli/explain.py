@@ -20,9 +20,10 @@ from typing import Any
 from rich.console import Group, RenderableType
 from rich.text import Text
 
+from seawall.agent.status import AgentStatus, InterfaceStatus
+from seawall.api.cidr import parse_cidr
 from seawall.calc import NodeInterfaces, Snapshot
 from seawall.calc.compute import effective_selector
-from seawall.calc.eligibility import parse_cidr
 from seawall.policy import DesiredState, RuleDecision
 from seawall.policy.model import EntityMatch, FailsafePort, Policy, Rule
 from seawall.selector import SelectorSyntaxError, parse
@@ -127,7 +128,7 @@ def _sort_key(cidr: str) -> tuple[int, int, int]:
         net = parse_cidr(cidr)
     except ValueError:
         return (9, 0, 0)
-    return (net.version, net.start, net.end)
+    return (net.family, net.start, net.end)
 
 
 EXACT_ORDER_LIMIT = 1 << 16
@@ -164,9 +165,9 @@ def _describe_entity(entity: EntityMatch, selectors: Mapping[str, str]) -> list[
         return ", ".join(values[:3]) + (f", … ({len(values)} in all)" if len(values) > 3 else "")
 
     if entity.nets:
-        parts.append(f"nets [{listed(entity.nets)}]")
+        parts.append(f"nets [{listed(tuple(c.text for c in entity.nets))}]")
     if entity.not_nets:
-        parts.append(f"notNets [{listed(entity.not_nets)}]")
+        parts.append(f"notNets [{listed(tuple(c.text for c in entity.not_nets))}]")
     for set_id in entity.sets:
         parts.append(f"selector {selectors.get(set_id, set_id)!r}")
     for set_id in entity.not_sets:
@@ -203,7 +204,7 @@ def _rule_sets(rule: Rule, decision: RuleDecision, state_sets: Mapping[str, Any]
                selectors: Mapping[str, str]) -> tuple[SetUse, ...]:
     out: list[SetUse] = []
     if rule.source.nets:
-        out.append(_set_use("source nets", None, None, frozenset(rule.source.nets), decision.cidrs))
+        out.append(_set_use("source nets", None, None, frozenset(c.text for c in rule.source.nets), decision.cidrs))
     for role, entity in (("source", rule.source), ("destination", rule.destination)):
         for kind, ids in (("selector", entity.sets), ("notSelector", entity.not_sets)):
             for set_id in ids:
@@ -230,10 +231,8 @@ def _failsafe_text(port: FailsafePort) -> str:
     return f"{name}:{port.port}" + (f" from {port.net}" if port.net else "")
 
 
-def _agent_view(status: Mapping[str, Any] | None, name: str) -> Mapping[str, Any] | None:
-    if not status:
-        return None
-    return next((e for e in status.get("interfaces") or () if isinstance(e, Mapping) and e.get("name") == name), None)
+def _agent_view(status: AgentStatus | None, name: str) -> InterfaceStatus | None:
+    return status.interface(name) if status is not None else None
 
 
 def _note(agent_mode: str | None, agent_reason: str | None, has_ingress: bool, xdp_enabled: bool) -> str | None:
@@ -247,15 +246,17 @@ def _note(agent_mode: str | None, agent_reason: str | None, has_ingress: bool, x
 
 
 def explain(desired: DesiredState, *, node: str, interfaces: NodeInterfaces | None = None,
-            selectors: Mapping[str, str] | None = None, status: Mapping[str, Any] | None = None,
+            selectors: Mapping[str, str] | None = None, status: AgentStatus | Mapping[str, Any] | None = None,
             invalid: Iterable[Mapping[str, Any]] = (), revision: int | None = None) -> Explanation:
     """The explanation of ``desired`` (computed for ``node`` on ``interfaces``).
-    ``status`` is the agent's status object, used only if it is for ``node``."""
+    ``status`` is the agent's status (or its JSON object, read tolerantly), used
+    only if it is for ``node``."""
     selectors = selectors if selectors is not None else {k: s.selector for k, s in desired.untracked.sets.items()}
     status_note = None
-    if status is not None and status.get("node") != node:
-        status_note = f"the agent's status is for node {status.get('node')!r}, not {node!r}; not used"
-        status = None
+    agent = status if status is None or isinstance(status, AgentStatus) else AgentStatus.from_json(status, strict=False)
+    if agent is not None and agent.node != node:
+        status_note = f"the agent's status is for node {agent.node!r}, not {node!r}; not used"
+        agent = None
     by_policy: dict[str, dict[str, Policy]] = {
         ip.name: {p.name: p for p in ip.policies} for ip in desired.untracked.interfaces
     }
@@ -263,9 +264,9 @@ def explain(desired: DesiredState, *, node: str, interfaces: NodeInterfaces | No
     for decision in desired.decisions:
         policies = by_policy.get(decision.name, {})
         rules: list[RuleExplanation] = []
-        view = _agent_view(status, decision.name)
-        agent_mode = str(view["mode"]) if view and view.get("mode") else None
-        agent_reason = str(view.get("reason")) if view and view.get("reason") is not None else None
+        view = _agent_view(agent, decision.name)
+        agent_mode = str(view.mode) if view is not None and view.mode else None
+        agent_reason = view.reason if view is not None else None
         xdp_possible = (agent_mode.startswith("xdp-") if agent_mode is not None else desired.config.xdpEnabled)
         seen: dict[str, int] = {}
         for d in decision.rules:

@@ -5,7 +5,8 @@ orders policies, picks the local interfaces) and everything that enforces or
 judges policy: the iptables raw renderer, the XDP eligibility check and the
 reference verdict (``seawall.policy.verdict``). Nothing here refers to
 datastore resources or selectors any more: a rule's selector has become the id
-of a ``CidrSet`` whose members are the CIDRs it means. Pure.
+of a ``CidrSet`` whose members are the CIDRs it means, and a rule's literal nets
+are ``Cidr`` values (parsed once, in the calculation). Pure.
 
 Semantics (Calico's untracked tier, see shared/reference/calico-dos-feature.md §2):
 per interface and direction, after the failsafe checks, the policies apply in
@@ -20,6 +21,8 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from seawall.api.cidr import Cidr, as_cidr
 
 
 class Action(str, enum.Enum):
@@ -61,12 +64,19 @@ class EntityMatch:
     match (AND); ``nets``/``sets``/``ports`` match if any member matches, the
     ``not_`` fields match if none does."""
 
-    nets: tuple[str, ...] = ()
-    not_nets: tuple[str, ...] = ()
+    nets: tuple[Cidr, ...] = ()
+    not_nets: tuple[Cidr, ...] = ()
     sets: tuple[str, ...] = ()  # CidrSet ids (a selector: the address is in the set)
     not_sets: tuple[str, ...] = ()
     ports: tuple[PortRange, ...] = ()
     not_ports: tuple[PortRange, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Text is accepted (tests, examples) and parsed here, once: every consumer gets values.
+        for name in ("nets", "not_nets"):
+            values = getattr(self, name)
+            if any(not isinstance(v, Cidr) for v in values):
+                object.__setattr__(self, name, tuple(as_cidr(v) for v in values))
 
     @property
     def empty(self) -> bool:
@@ -126,7 +136,11 @@ class CidrSet:
 class FailsafePort:
     protocol: int  # 6 TCP, 17 UDP, 132 SCTP
     port: int
-    net: str | None = None  # only this remote CIDR, if set
+    net: Cidr | None = None  # only this remote CIDR, if set
+
+    def __post_init__(self) -> None:
+        if self.net is not None and not isinstance(self.net, Cidr):
+            object.__setattr__(self, "net", as_cidr(self.net))
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,7 @@ import ipaddress
 from dataclasses import dataclass
 from functools import lru_cache
 
+from seawall.api.cidr import Cidr
 from seawall.policy.model import (
     Action,
     Direction,
@@ -116,8 +117,10 @@ class Decision:
 
 
 @lru_cache(maxsize=4096)
-def _net(cidr: str) -> Network:
-    return ipaddress.ip_network(cidr, strict=False)
+def _net(cidr: Cidr | str) -> Network:
+    """A rule net (``Cidr``) or set member (text) as ``ipaddress`` sees it: the
+    oracle judges with the standard library, not with the values' own arithmetic."""
+    return ipaddress.ip_network(str(cidr), strict=False)
 
 
 def _in_any(addr: Address, cidrs: object) -> bool:

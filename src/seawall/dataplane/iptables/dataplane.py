@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from contextvars import ContextVar
 
 from seawall.dataplane.iptables import names
 from seawall.dataplane.iptables.backend import Runner
@@ -26,11 +25,6 @@ from seawall.policy.model import Direction, InterfacePolicy, UntrackedState
 
 log = logging.getLogger(__name__)
 
-#: The kind of pass ``RawDataplane.reconcile`` runs (set by the raw worker):
-#: "apply" (render and reconcile), "check" (the state we last programmed: compare
-#: the kernel cheaply, reconcile only on drift) or "verify" (that state again, with
-#: every member of our sets read back).
-PASS_KIND: ContextVar[str] = ContextVar("seawall_raw_pass_kind", default="apply")
 REPAIR_KINDS = ("rules", "setHeaders", "setContents")
 
 
@@ -56,9 +50,10 @@ class RawDataplane:
         self._state: UntrackedState | None = None  # the state of ``last`` (programmed without error)
         self._reports: dict[str, RawInterfaceReport] = {}
 
-    def reconcile(self, state: UntrackedState) -> dict[str, RawInterfaceReport]:
-        """Program ``state``; the pass kind comes from ``PASS_KIND`` (see there)."""
-        kind = PASS_KIND.get()
+    def reconcile(self, state: UntrackedState, kind: str = "apply") -> dict[str, RawInterfaceReport]:
+        """Program ``state``. ``kind``: "apply" (render and reconcile), "check" (the
+        state we last programmed: compare the kernel cheaply, reconcile only on
+        drift) or "verify" (that state again, with every member of our sets read back)."""
         programmed = self.last is not None and self.last_report is not None and self.last_report.ok \
             and self._state is not None and (state is self._state or state == self._state)
         if kind in ("check", "verify") and programmed and self.last is not None:

@@ -59,6 +59,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
+from seawall.api.cidr import Cidr
 from seawall.dataplane.iptables import names
 from seawall.dataplane.iptables.rendered import IpSetContent, RenderedRaw, RuleOrigin, TableContent
 from seawall.dataplane.iptables.ruleset import hook_rule, our_comment
@@ -128,18 +129,6 @@ def _valid(cidr: object, sink: Sink | None = None, where: str = "") -> bool:
             pass
     skip(log, "iptables raw", sink, cidr, f"not a CIDR ({where})" if where else "not a CIDR", "not a CIDR")
     return False
-
-
-def _valid_nets(cidrs: Iterable[str], sink: Sink | None = None, where: str = "") -> list[str]:
-    return [c for c in cidrs if _valid(c, sink, where)]
-
-
-def _family_of(cidr: str) -> int:
-    return ipaddress.ip_network(cidr, strict=False).version
-
-
-def _norm(cidr: str) -> str:
-    return str(ipaddress.ip_network(cidr, strict=False))
 
 
 def _merge_ports(ports: Iterable[PortRange]) -> list[tuple[int, int]]:
@@ -213,7 +202,7 @@ class _RuleCompiler:
         if references_missing_set(self.state, rule):
             return []
         for side in (rule.source, rule.destination):
-            if side.nets and not any(_family_of(c) == fam for c in _valid_nets(side.nets, *self._rule_sink("nets"))):
+            if side.nets and not any(c.family == fam for c in side.nets):
                 return []
         wants_ports = any(s.ports or s.not_ports for s in (rule.source, rule.destination))
         protos: list[int | None]
@@ -268,15 +257,12 @@ class _RuleCompiler:
                 return None
         return m
 
-    def _rule_sink(self, field: str) -> tuple[Sink, str]:
-        return self._sink(("policy", self.policy)), f"policy {self.policy} rule {field}"
-
     def _side(self, m: _Match, side: EntityMatch, flag: str, direction: str, proto: int | None) -> bool:
         fam = self.family
-        nets = sorted({_norm(c) for c in _valid_nets(side.nets, *self._rule_sink("nets")) if _family_of(c) == fam})
+        nets = sorted({c.text for c in side.nets if c.family == fam})
         if side.nets:
             m.add([((flag, f"-{flag} {n}"),) for n in nets])
-        for n in sorted({_norm(c) for c in _valid_nets(side.not_nets, *self._rule_sink("notNets")) if _family_of(c) == fam}):
+        for n in sorted({c.text for c in side.not_nets if c.family == fam}):
             m.add_negation(((flag, f"! -{flag} {n}"),), ((flag, f"-{flag} {n}"),))
         if side.sets:
             m.add([(("", f"-m set --match-set {self._ipset(s)} {direction}"),) for s in sorted(set(side.sets))])
@@ -477,15 +463,14 @@ class _TableRenderer:
         """One multiport rule per (protocol, remote net) and 15 ports, not one rule
         per port: every packet that is not failsafe walks this chain (Calico's nine
         default inbound ports cost nine rules per packet; grouped, two)."""
-        groups: dict[tuple[int, str | None], list[int]] = {}
-        sink = self.compiler._sink(("failsafe", ""))
+        groups: dict[tuple[int, Cidr | None], list[int]] = {}
         for fp in entries:
-            usable = fp.net is None or (_valid(fp.net, sink, "failsafe net") and _family_of(fp.net) == self.family)
+            usable = fp.net is None or fp.net.family == self.family
             if fp.protocol in PORT_PROTOCOLS and usable:
                 groups.setdefault((fp.protocol, fp.net), []).append(fp.port)
         matches = []
         for (protocol, net), ports in groups.items():
-            where = f" {remote} {_norm(net)}" if net is not None else ""
+            where = f" {remote} {net.text}" if net is not None else ""
             for chunk in port_chunks(PortRange(port, port) for port in ports):
                 matches.append(f"-p {_proto(protocol)}{where} -m multiport {opt} {chunk}")
         return matches

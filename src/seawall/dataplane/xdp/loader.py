@@ -12,16 +12,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from seawall.dataplane.xdp import libbpf
+from seawall.dataplane.xdp.abi import PROGRAM_NAME as PROGRAM_NAME
 from seawall.dataplane.xdp.build import object_path
 from seawall.dataplane.xdp.maps import MAP_NAMES, SLOT_NAMES, TABLE_MAPS, BlocklistMaps
 from seawall.dataplane.xdp.tables import MapKind
-
-PROGRAM_NAME = "seawall_xdp"
 
 
 @dataclass
@@ -149,14 +148,25 @@ def open_pinned(directory: Path) -> PinnedProgram | None:
     return program
 
 
+def _map_fds(map_ids: Iterable[int]) -> Iterator[tuple[str, int]]:
+    """(name, fd) of each map id, in order: the one walk over a program's maps.
+    The caller owns (closes) each fd yielded; errors propagate."""
+    for map_id in map_ids:
+        fd = libbpf.map_fd_by_id(map_id)
+        try:
+            name = libbpf.map_info(fd).name
+        except BaseException:
+            os.close(fd)
+            raise
+        yield name, fd
+
+
 def program_maps(prog_fd: int) -> dict[str, int] | None:
     """Fds of a loaded program's blocklist maps (by name, from its map ids), or
     None if it does not have every map a Seawall program has."""
     fds: dict[str, int] = {}
     try:
-        for map_id in libbpf.prog_info(prog_fd).map_ids:
-            fd = libbpf.map_fd_by_id(map_id)
-            name = libbpf.map_info(fd).name
+        for name, fd in _map_fds(libbpf.prog_info(prog_fd).map_ids):
             if name in MAP_NAMES and name not in fds:
                 fds[name] = fd
             else:
@@ -184,13 +194,10 @@ def is_seawall_program(prog_id: int) -> bool:
         info = libbpf.prog_info(fd)
         if info.name != PROGRAM_NAME:
             return False
-        for map_id in info.map_ids:
-            map_fd = libbpf.map_fd_by_id(map_id)
-            try:
-                if libbpf.map_info(map_fd).name == "sw_cfg":
-                    return True
-            finally:
-                os.close(map_fd)
+        for name, map_fd in _map_fds(info.map_ids):
+            os.close(map_fd)
+            if name == "sw_cfg":
+                return True
         return False
     except (libbpf.LibbpfError, OSError):
         return False

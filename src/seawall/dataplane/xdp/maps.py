@@ -16,6 +16,20 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from seawall.dataplane.xdp import libbpf
+from seawall.dataplane.xdp.abi import (
+    CFG_MAP,
+    CONFIG,
+    COUNTER,
+    FAILSAFE_MAP,
+    FAILSAFE_TCP,
+    FAILSAFE_UDP,
+    HIT_KEY,
+    HITS_MAP,
+    PORT_BITMAP,
+    SLOT_NAMES as SLOT_NAMES,
+    STATS_MAP,
+    TABLES,
+)
 from seawall.dataplane.xdp.reference import Outcome
 from seawall.dataplane.xdp.tables import (
     HASH_KINDS,
@@ -28,24 +42,21 @@ from seawall.dataplane.xdp.tables import (
     array_keys,
 )
 
-SLOT_NAMES = ("a", "b")
-TABLE_MAPS = {kind: f"sw_{kind.value}" for kind in MapKind}
-KEY_SIZES = {MapKind.TOP: 4, MapKind.V4L1: 4, MapKind.V4L2: 4, MapKind.V6L16: 4, MapKind.V6MID: 8, MapKind.V6L64: 8,
-             MapKind.V6LONG: 20, MapKind.V6X: 16}
-VALUE_SIZES = {MapKind.TOP: 8, MapKind.V4L1: 8, MapKind.V4L2: 32, MapKind.V6L16: 4, MapKind.V6MID: 4, MapKind.V6L64: 4,
-               MapKind.V6LONG: 4, MapKind.V6X: 4}
+TABLE_MAPS = {kind: TABLES[kind.value].name for kind in MapKind}
+KEY_SIZES = {kind: TABLES[kind.value].key_size for kind in MapKind}
+VALUE_SIZES = {kind: TABLES[kind.value].value_size for kind in MapKind}
 ARRAY_ENTRIES = {MapKind.TOP: TOP_WORDS, MapKind.V4L1: V4_L1_WORDS, MapKind.V6L16: V6_L16_ENTRIES}
-FAILSAFE_INDEX = {6: 0, 17: 1}  # TCP, UDP
-_PORT_BITMAP_BYTES = 8192
+FAILSAFE_INDEX = {6: FAILSAFE_TCP, 17: FAILSAFE_UDP}  # TCP, UDP
+_PORT_BITMAP_BYTES = PORT_BITMAP.size
 MAP_NAMES = (
-    "sw_cfg", "sw_failsafe", "sw_stats", "sw_hits",
+    CFG_MAP, FAILSAFE_MAP, STATS_MAP, HITS_MAP,
     *(f"{base}_{slot}" for base in TABLE_MAPS.values() for slot in SLOT_NAMES),
 )
 DEFAULT_HIT_SHIFT = 4  # per-source hit counters sample 1 drop in 16 (see blocklist.bpf.c)
 _ZERO_KEY = struct.pack("<I", 0)
-_CFG = struct.Struct("<II")
-_COUNTER = struct.Struct("<QQ")
-_HIT_KEY_SIZE = 16
+_CFG = struct.Struct(CONFIG.format)
+_COUNTER = struct.Struct(COUNTER.format)
+_HIT_KEY_SIZE = HIT_KEY.size
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,20 @@ import struct
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
+from seawall.dataplane.xdp.abi import (
+    IPV6_MAX_EXT_HEADERS as IPV6_MAX_EXT_HEADERS,
+    MAX_VLAN_TAGS as MAX_VLAN_TAGS,
+    ND_HOP_LIMIT as ND_HOP_LIMIT,  # RFC 4861: a node discards ND messages with any other hop limit
+    ND_TYPE_FIRST,
+    ND_TYPE_LAST,
+    OUT_DROP,
+    OUT_FAILSAFE,
+    OUT_MALFORMED,
+    OUT_NEIGHBOUR,
+    OUT_NOT_IP,
+    OUT_PASS,
+)
+
 ETH_P_IP = 0x0800
 ETH_P_IPV6 = 0x86DD
 ETH_P_8021Q = 0x8100
@@ -35,21 +49,18 @@ IPPROTO_FRAGMENT = 44
 IPPROTO_AH = 51
 IPPROTO_DSTOPTS = 60
 IPPROTO_ICMPV6 = 58
-ND_TYPES = range(133, 138)  # router/neighbour solicitation and advertisement, redirect (RFC 4861)
-ND_HOP_LIMIT = 255  # RFC 4861: a node discards ND messages with any other hop limit
-IPV6_MAX_EXT_HEADERS = 6
-MAX_VLAN_TAGS = 2
+ND_TYPES = range(ND_TYPE_FIRST, ND_TYPE_LAST + 1)  # router/neighbour solicitation and advertisement, redirect (RFC 4861)
 
 
 class Outcome(enum.IntEnum):
-    """Outcome indices, identical to the OUT_* constants of the BPF program."""
+    """Outcome indices: the OUT_* constants of the BPF program (from ``abi``)."""
 
-    DROP = 0
-    FAILSAFE = 1
-    PASS = 2
-    NOT_IP = 3
-    MALFORMED = 4
-    NEIGHBOUR = 5
+    DROP = OUT_DROP
+    FAILSAFE = OUT_FAILSAFE
+    PASS = OUT_PASS
+    NOT_IP = OUT_NOT_IP
+    MALFORMED = OUT_MALFORMED
+    NEIGHBOUR = OUT_NEIGHBOUR
 
     @property
     def dropped(self) -> bool:

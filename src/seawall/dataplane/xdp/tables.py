@@ -40,24 +40,40 @@ from dataclasses import dataclass
 import numpy as np
 
 from seawall.dataplane.skipped import Sink, Skipped, skip, summarize
+from seawall.dataplane.xdp.abi import (
+    BITMAP256,
+    TOP_V4_8 as TOP_V4_8,
+    TOP_V4_16 as TOP_V4_16,
+    TOP_V6_8 as TOP_V6_8,
+    TOP_WORDS as TOP_WORDS,
+    V4_L1_ENTRIES,
+    V4_SLOTS as V4_SLOTS,
+    V4_STATE_BLOCKED,
+    V4_STATE_L2,
+    V4_STATE_NONE,
+    V6_BLOCKED as V6_BLOCKED,
+    V6_CHILDREN as V6_CHILDREN,
+    V6_EXACT as V6_EXACT,
+    V6_L16_ENTRIES as V6_L16_ENTRIES,
+    V6KEY,
+)
 
-V4_SLOTS = 1 << 24  # one per /24
-V4_L1_WORDS = V4_SLOTS // 32
-TOP_V4_8, TOP_V4_16, TOP_V6_8, TOP_WORDS = 0, 4, 1028, 1032  # word offsets in ``top`` (see blocklist.bpf.c)
+# The numbers the BPF program shares (word offsets in ``top``, /24 states, node flags, sizes) come from ``abi``.
+V4_L1_WORDS = V4_L1_ENTRIES
 V4_TOP8_MAX, V4_TOP16_MAX, V6_TOP_MAX = 8, 16, 8  # longest prefix each bitmap holds
 V4_L1_SHORTEST = V4_TOP16_MAX + 1  # v4l1 holds /17../24
-STATE_NONE, STATE_BLOCKED, STATE_L2 = 0, 1, 2
-V6_BLOCKED, V6_CHILDREN, V6_EXACT = 1, 2, 4
+STATE_NONE, STATE_BLOCKED, STATE_L2 = V4_STATE_NONE, V4_STATE_BLOCKED, V4_STATE_L2
 V6_LEVELS = (16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120, 128)
-V6_L16_ENTRIES = 1 << 16
 
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
-_L2_VALUE = struct.Struct("<4Q")
-_V6_LONG_KEY = struct.Struct("<I16s")
+_L2_VALUE = struct.Struct(BITMAP256.format)
+_V6_LONG_KEY = struct.Struct(V6KEY.format)
 
 
 class MapKind(enum.Enum):
+    """The slotted lookup tables; the values are ``abi.TABLES`` keys (map ``sw_<value>_<slot>``)."""
+
     TOP = "top"
     V4L1 = "v4l1"
     V4L2 = "v4l2"

@@ -56,153 +56,9 @@
 #include <bpf/bpf_endian.h>
 #include "ethernet.h"
 
-#define OUT_DROP 0
-#define OUT_FAILSAFE 1
-#define OUT_PASS 2
-#define OUT_NOT_IP 3
-#define OUT_MALFORMED 4
-#define OUT_NEIGHBOUR 5
-#define OUT_COUNT 6
-
-#define ND_TYPE_FIRST 133 /* router solicitation */
-#define ND_TYPE_LAST 137 /* redirect */
-#define ND_HOP_LIMIT 255
-
-#define V4_STATE_NONE 0
-#define V4_STATE_BLOCKED 1
-#define V4_STATE_L2 2
-
-#define V6_BLOCKED 1
-#define V6_CHILDREN 2
-#define V6_EXACT 4
-
-#define TOP_V4_8 0 /* 256 bits: one per IPv4 /8 */
-#define TOP_V4_16 4 /* 65,536 bits: one per IPv4 /16 */
-#define TOP_V6_8 1028 /* 256 bits: one per IPv6 /8 */
-#define TOP_WORDS 1032
-
-#define V4_L1_ENTRIES (1 << 19) /* 2^24 /24s, 32 per u64 */
-/* Hash map sizes as compiled; the driver sizes each map to its set at load
- * (loader.capacity_for), since hash maps allocate their buckets up front. */
-#define V4_L2_ENTRIES (1 << 16)
-#define V6_ENTRIES (1 << 16)
-#define V6_L16_ENTRIES (1 << 16)
-#define HIT_ENTRIES 16384
-
-#define IPV6_MAX_EXT_HEADERS 6
-
-struct config {
-	__u32 active; /* 0 = slot a, 1 = slot b */
-	__u32 hit_shift; /* sample 1 in 2^hit_shift drops into sw_hits (0..16) */
-};
-
-struct bitmap256 {
-	__u64 w[4];
-};
-
-struct v6key {
-	__u32 len; /* level in bytes: 9..15 */
-	__u8 addr[16]; /* bytes beyond len are zero */
-};
-
-struct v6addr {
-	__u8 addr[16];
-};
-
-struct port_bitmap {
-	__u64 w[1024]; /* bit p set: destination port p is failsafe */
-};
-
-struct counter {
-	__u64 packets;
-	__u64 bytes;
-};
-
-struct hit_key {
-	__u8 addr[16]; /* IPv4 as ::ffff:a.b.c.d */
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct config);
-} sw_cfg SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, TOP_WORDS);
-	__type(key, __u32);
-	__type(value, __u64);
-} sw_top_a SEC(".maps"), sw_top_b SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, V4_L1_ENTRIES);
-	__type(key, __u32);
-	__type(value, __u64);
-} sw_v4l1_a SEC(".maps"), sw_v4l1_b SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, V4_L2_ENTRIES);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, __u32);
-	__type(value, struct bitmap256);
-} sw_v4l2_a SEC(".maps"), sw_v4l2_b SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, V6_L16_ENTRIES);
-	__type(key, __u32);
-	__type(value, __u32);
-} sw_v6l16_a SEC(".maps"), sw_v6l16_b SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, V6_ENTRIES);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, __u64);
-	__type(value, __u32);
-} sw_v6mid_a SEC(".maps"), sw_v6mid_b SEC(".maps"), sw_v6l64_a SEC(".maps"), sw_v6l64_b SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, V6_ENTRIES);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct v6addr);
-	__type(value, __u32);
-} sw_v6x_a SEC(".maps"), sw_v6x_b SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, V6_ENTRIES);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct v6key);
-	__type(value, __u32);
-} sw_v6long_a SEC(".maps"), sw_v6long_b SEC(".maps");
-
-/* index 0: TCP, 1: UDP */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2);
-	__type(key, __u32);
-	__type(value, struct port_bitmap);
-} sw_failsafe SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, OUT_COUNT);
-	__type(key, __u32);
-	__type(value, struct counter);
-} sw_stats SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
-	__uint(max_entries, HIT_ENTRIES);
-	__type(key, struct hit_key);
-	__type(value, __u64);
-} sw_hits SEC(".maps");
+/* Outcome numbers, flags, table sizes, the shared structs and every map
+ * definition come from seawall.dataplane.xdp.abi (generated headers). */
+#include "seawall_maps.h"
 
 static __always_inline int account(struct xdp_md *ctx, __u32 outcome, int action)
 {
@@ -217,7 +73,7 @@ static __always_inline int account(struct xdp_md *ctx, __u32 outcome, int action
 
 static __always_inline void count_hit(struct config *cfg, struct hit_key *key)
 {
-	__u32 shift = cfg ? cfg->hit_shift & 15 : 0;
+	__u32 shift = cfg ? cfg->hit_shift & HIT_SHIFT_MAX : 0;
 	__u64 weight = 1ULL << shift, *n;
 
 	if (shift && (bpf_get_prandom_u32() & (weight - 1)))
@@ -231,12 +87,12 @@ static __always_inline void count_hit(struct config *cfg, struct hit_key *key)
 
 static __always_inline int is_failsafe(__u8 proto, __u16 dport_host)
 {
-	__u32 index = proto == IPPROTO_TCP ? 0 : 1;
+	__u32 index = proto == IPPROTO_TCP ? FAILSAFE_TCP : FAILSAFE_UDP;
 	struct port_bitmap *ports = bpf_map_lookup_elem(&sw_failsafe, &index);
 
 	if (!ports)
 		return 0;
-	return (ports->w[(dport_host >> 6) & 1023] >> (dport_host & 63)) & 1;
+	return (ports->w[(dport_host >> 6) & (PORT_BITMAP_WORDS - 1)] >> (dport_host & 63)) & 1;
 }
 
 /* Bit ``bit`` of word ``word`` of the short-prefix bitmaps. */
@@ -458,7 +314,7 @@ static __always_inline int handle_ipv6(struct xdp_md *ctx, void *l3, void *end)
 }
 
 SEC("xdp")
-int seawall_xdp(struct xdp_md *ctx)
+int SEAWALL_PROGRAM(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;

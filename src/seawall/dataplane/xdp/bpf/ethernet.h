@@ -9,12 +9,11 @@
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <bpf/bpf_endian.h>
+#include "seawall_abi.h" /* MAX_VLAN_TAGS */
 
 #ifndef ETH_P_8021AD
 #define ETH_P_8021AD 0x88A8
 #endif
-
-#define MAX_VLAN_TAGS 2
 
 struct vlanhdr {
 	__be16 tci;

@@ -1,0 +1,122 @@
+"""Map synchronisation: bring one program's maps to the desired blocklist.
+
+Small changes go in as single writes to the active slot; many (more than
+``bulk_threshold``) through a double-buffered bulk replace (fill the inactive
+slot, flip, empty the old one). A hash map that is full (E2BIG) means the set
+outgrew the maps: ``update`` returns None and the caller grows the program.
+``verify`` reads the active slot back and rewrites it if someone edited it.
+Only ``XdpKernel`` map operations: no attach, no pins.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import struct
+from collections.abc import Iterable
+
+from seawall.dataplane.xdp.kernel import Program, XdpKernel
+from seawall.dataplane.xdp.maps import KEY_SIZES, VALUE_SIZES
+from seawall.dataplane.xdp.report import HitReport
+from seawall.dataplane.xdp.tables import BlocklistTables, Compiled, MapKind
+
+DRIFT_REPAIRED = "blocklist maps differed from the desired set (edited by someone else); rewritten"
+
+
+class MapSync:
+    def __init__(self, kernel: XdpKernel, *, bulk_threshold: int, hit_shift: int) -> None:
+        self.kernel = kernel
+        self.bulk_threshold = bulk_threshold
+        self.hit_shift = hit_shift
+
+    def fill_fresh(self, program: Program, tables: BlocklistTables) -> None:
+        """Fill a just-loaded program (both slots empty) before anything attaches it."""
+        self.kernel.replace(program, tables.compile(), inactive_known_empty=True, old_keys=BlocklistTables().hash_keys())
+
+    def prime(self, program: Program, tables: BlocklistTables, failsafe: Iterable[tuple[int, int]]) -> None:
+        """Fill a just-loaded replacement completely (set, failsafe, hit sampling) before it takes over."""
+        self.fill_fresh(program, tables)
+        self.kernel.set_failsafe(program, failsafe)
+        self.kernel.set_hit_shift(program, self.hit_shift)
+
+    def rewrite(self, program: Program, tables: BlocklistTables) -> None:
+        """Replace whatever an adopted or re-opened program's maps hold (unknown to us)."""
+        self.kernel.replace(program, tables.compile(), inactive_known_empty=False)
+
+    def update(self, program: Program, tables: BlocklistTables, have: frozenset[str],
+               want: frozenset[str]) -> BlocklistTables | None:
+        """Bring the active slot from ``have`` to ``want``: single writes for a
+        few changes, a double-buffered bulk replace for many. Returns the table
+        model now in the kernel (``tables`` itself, or a fresh one after a bulk
+        replace), or None when a hash map is full (E2BIG): grow the program."""
+        if want is have or want == have:
+            return tables
+        added = want - have
+        # |want| - |have| = |added| - |removed|: pure additions need no second diff.
+        removed = have - want if len(want) - len(have) != len(added) else frozenset()
+        try:
+            if len(added) + len(removed) > self.bulk_threshold:
+                old_keys = tables.hash_keys()
+                fresh = BlocklistTables.from_cidrs(want)
+                self.kernel.replace(program, fresh.compile(), inactive_known_empty=True, old_keys=old_keys)
+                return fresh
+            for cidr in sorted(added):
+                self.kernel.apply(program, tables.add(cidr))
+            for cidr in sorted(removed):
+                self.kernel.apply(program, tables.remove(cidr))
+        except OSError as exc:
+            if exc.errno != errno.E2BIG:
+                raise
+            return None
+        return tables
+
+    def verify(self, program: Program, tables: BlocklistTables) -> list[str]:
+        """Compare the active slot with what it must hold; rewrite it if edited."""
+        compiled = tables.compile()
+        actual = self.kernel.read_slot(program, self.kernel.active_slot(program))
+        if actual == expected_entries(compiled):
+            return []
+        self.kernel.replace(program, compiled, inactive_known_empty=True)
+        return [DRIFT_REPAIRED]
+
+    def set_failsafe(self, program: Program, ports: Iterable[tuple[int, int]]) -> bool:
+        return self.kernel.set_failsafe(program, ports)
+
+    def ensure_hit_shift(self, program: Program) -> None:
+        if self.kernel.hit_shift(program) != self.hit_shift:
+            self.kernel.set_hit_shift(program, self.hit_shift)
+
+    def too_small(self, program: Program, tables: BlocklistTables) -> bool:
+        have = self.kernel.capacities(program)
+        return any(n > have[kind] for kind, n in tables.hash_counts().items())
+
+    def hit_counts(self, program: Program, tables: BlocklistTables) -> HitReport:
+        """Sampled drops per source attributed to the longest blocked CIDR that covers it."""
+        per_cidr: dict[str, int] = {}
+        attributed = 0
+        for key, packets in self.kernel.hits(program).items():
+            address = ipaddress.IPv6Address(key)
+            mapped = address.ipv4_mapped
+            family, value = (4, int(mapped)) if mapped is not None else (6, int(address))
+            cidr = tables.longest_match(family, value)
+            if cidr is not None:
+                per_cidr[cidr] = per_cidr.get(cidr, 0) + packets
+                attributed += packets
+        total = self.kernel.counters(program).dropped
+        return HitReport(per_cidr, max(0, total - attributed), total, 1 << self.kernel.hit_shift(program))
+
+
+def expected_entries(compiled: Compiled) -> dict[MapKind, dict[bytes, bytes]]:
+    """What ``read_slot`` must return for a slot holding ``compiled``."""
+    out: dict[MapKind, dict[bytes, bytes]] = {}
+    for kind, values in compiled.arrays.items():
+        size = VALUE_SIZES[kind]
+        out[kind] = {
+            struct.pack("<I", i): values[size * i : size * i + size]
+            for i in range(len(values) // size)
+            if values[size * i : size * i + size] != bytes(size)
+        }
+    for kind, (keys, values, count) in compiled.hashes.items():
+        ks, vs = KEY_SIZES[kind], VALUE_SIZES[kind]
+        out[kind] = {keys[ks * i : ks * i + ks]: values[vs * i : vs * i + vs] for i in range(count)}
+    return out
