@@ -12,7 +12,7 @@ from seawall.api import ValidationFailed, load_text, to_document
 from seawall.api.felix import effective_config, unenforced_fields
 from seawall.api.models import FelixConfiguration
 from seawall.calc import Snapshot, compute
-from seawall.cli.explain import build, explain, set_selectors
+from seawall.cli.explain import build, explain
 from seawall.selector import Selector, parse
 from seawall.selector.scoping import (
     entity_selector,
@@ -271,7 +271,7 @@ def test_explain_shows_the_effective_selector_and_that_it_matches_nothing() -> N
     items = [SEED[0], SEED[1], gnp("dos-mitigation", [_ns_rule("all()"), _ns_rule("global()")])]
     snapshot = Snapshot.from_stored(items)
     desired = compute(snapshot, "jasper", ETH0)
-    result = explain(desired, node="jasper", interfaces=ETH0, selectors=set_selectors(snapshot))
+    result = explain(desired, node="jasper", interfaces=ETH0)
     first, second = result.interfaces[0].rules
     assert first.matches_nothing and not second.matches_nothing
     assert first.sets[0].selector == '(has(projectcalico.org/namespace) && dos-deny-list == "true")'

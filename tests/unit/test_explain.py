@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from seawall.calc import NodeInterfaces, Snapshot, compute
-from seawall.cli.explain import RAW_ONLY, XDP_AND_RAW, as_json, build, examples, explain, set_selectors
+from seawall.cli.explain import RAW_ONLY, XDP_AND_RAW, as_json, build, examples, explain
 from seawall.cli.status_view import to_text
 from seawall.selector import parse
 from tests.unit.test_calc import DENY_SET, ETH0, SEED, felix, gnp, gns, hep
@@ -17,7 +17,7 @@ BLOCK_SELECTOR = "dos-deny-list == 'true'"
 def _explain(items: list, *, node: str = "jasper", interfaces: NodeInterfaces = ETH0, status: Any = None):
     snapshot = Snapshot.from_stored(items)
     desired = compute(snapshot, node, interfaces)
-    return explain(desired, node=node, interfaces=interfaces, selectors=set_selectors(snapshot), status=status,
+    return explain(desired, node=node, interfaces=interfaces, status=status,
                    revision=7)
 
 

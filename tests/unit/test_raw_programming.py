@@ -11,6 +11,7 @@ from seawall.dataplane.iptables import ipsets as I, ruleset as T
 from seawall.dataplane.iptables.backend import Backend, CommandError, binaries, count_rules, detect
 from seawall.dataplane.iptables.driver import RawDriver
 from seawall.dataplane.iptables.rendered import IpSetContent, RenderedRaw, TableContent
+from seawall.testing.fake_runner import FakeRunner
 
 R1 = '-p udp -m set --match-set sw4-blk src -m comment --comment "sw:1111" -j DROP'
 R2 = '-s 10.0.0.1/32 -m comment --comment "sw:2222" -j ACCEPT'
@@ -26,24 +27,6 @@ def save_text(prerouting: Sequence[str] = (), chains: dict[str, Sequence[str]] |
     lines += [f"{c}-A PREROUTING {a}" for a in prerouting]
     lines += [f"{c}-A {name} {a}" for name, rules in chains.items() for a in rules]
     return "\n".join([*lines, "COMMIT", "# Completed"]) + "\n"
-
-
-class FakeRunner:
-    """Answers by command name; records every call (argv, stdin)."""
-
-    def __init__(self, answers: dict[str, str | Exception] | None = None) -> None:
-        self.answers = answers or {}
-        self.calls: list[tuple[list[str], str | None]] = []
-
-    def __call__(self, argv: Sequence[str], stdin: str | None = None) -> str:
-        self.calls.append((list(argv), stdin))
-        for key in (" ".join(argv), argv[0]):
-            if key in self.answers:
-                answer = self.answers[key]
-                if isinstance(answer, Exception):
-                    raise answer
-                return answer
-        return ""
 
 
 # --- save parsing ---------------------------------------------------------------

@@ -153,6 +153,7 @@ class Agent:
         self._kept_names: frozenset[str] = frozenset()  # explicitly named HEP interfaces seen, kept while absent
         self._calc_s = 0.0
         self._last_reconcile_ms: float | None = None  # calculation + XDP pass of the last change
+        self._applied_at: str | None = None
         self._calc_error: str | None = None
         self._calc_retry_at: float | None = None
         self._shown_error: str | None = None
@@ -251,7 +252,7 @@ class Agent:
         self.raw.submit(desired, force=force)  # on its own thread: XDP changes never wait for iptables/ipset processes
         self.status = dataclasses.replace(
             self.status, in_sync=self.syncer.in_sync, revision=self.syncer.revision, invalid=invalid_resources(invalid),
-            last_apply_time=_now_iso(), xdp_refresh_interval=config.xdpRefreshInterval,
+            xdp_refresh_interval=config.xdpRefreshInterval,
             iptables_refresh_interval=config.iptablesRefreshInterval, not_enforced=not_enforced(desired),
             warnings=tuple(desired.warnings))
         self._fold(force=True)
@@ -302,16 +303,18 @@ class Agent:
         if kind is not PassKind.CHECK:
             self.metrics.apply_seconds.observe(self._calc_s + seconds)
             self._last_reconcile_ms = round((self._calc_s + seconds) * 1000, 2)
-        self._passed(report)
+        self._passed(kind, report)
 
     def _raw_passed(self, kind: PassKind, seconds: float, report: TierReport[Any]) -> None:
         histogram = self.metrics.raw_check_seconds if kind is PassKind.CHECK else self.metrics.raw_apply_seconds
         histogram.observe(seconds)
-        self._passed(report)
+        self._passed(kind, report)
 
-    def _passed(self, report: TierReport[Any]) -> None:
+    def _passed(self, kind: PassKind, report: TierReport[Any]) -> None:
         if report.error is not None and report.changed:
             self.metrics.reconcile_failures.inc()
+        if kind is not PassKind.CHECK:
+            self._applied_at = _now_iso()  # lastApplyTime: the last pass that applied or verified, of either tier
         self._wake.set()
 
     def _fold(self, *, force: bool = False) -> None:
@@ -338,7 +341,7 @@ class Agent:
             raw = self.raw.report.interfaces if self.raw.report else {}
             status = dataclasses.replace(status, interfaces=interfaces_status(self._desired, xdp, raw),
                                          last_reconcile_ms=self._last_reconcile_ms)
-        self.status = status
+        self.status = dataclasses.replace(status, last_apply_time=self._applied_at or status.last_apply_time)
         self._update_counters()
         self._publish_health()
         self._write_status()

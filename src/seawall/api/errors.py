@@ -52,6 +52,13 @@ def _preview(value: Any, depth: int) -> str:
     return f"<{type(value).__name__}>"
 
 
+def shown_repr(value: object, limit: int = _MAX_VALUE_CHARS) -> str:
+    """``repr`` of a value, at most ``limit`` characters (warnings and reports
+    name bad values; a megabyte-long one must not become a megabyte-long line)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def clip(text: str, limit: int = _MAX_LINE_CHARS) -> str:
     """``text`` cut to ``limit`` characters (with '...')."""
     return text if len(text) <= limit else text[: limit - 3] + "..."

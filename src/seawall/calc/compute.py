@@ -39,6 +39,7 @@ from typing import Any
 
 from seawall.api import models
 from seawall.api.cidr import Cidr, parse_cidr
+from seawall.api.errors import shown_repr
 from seawall.api.felix import config_name_for_node, effective_config, unenforced_fields
 from seawall.api.protocols import protocol_number
 from seawall.calc.eligibility import interface_eligibility
@@ -140,19 +141,13 @@ def _try_canonical(value: object) -> str | None:
     return parsed.text if parsed is not None else None
 
 
-VALUE_CHARS = 80
 SHOWN_BAD = 3
-
-
-def _shown(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= VALUE_CHARS else text[: VALUE_CHARS - 3] + "..."
 
 
 def bad_values_warning(where: str, field: str, bad: Sequence[object], what: str = "entry dropped") -> str:
     """``Kind name: field: invalid value 'x' (...); entry dropped`` naming a few values, each truncated."""
     values = sorted(bad, key=repr)
-    shown = ", ".join(_shown(v) for v in values[:SHOWN_BAD])
+    shown = ", ".join(shown_repr(v) for v in values[:SHOWN_BAD])
     more = f" and {len(values) - SHOWN_BAD} more" if len(values) > SHOWN_BAD else ""
     plural = "s" if len(values) > 1 else ""
     return f"{where}: {field}: invalid CIDR value{plural} {shown}{more}; {what}"

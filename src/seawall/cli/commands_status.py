@@ -49,31 +49,33 @@ def _read_status(run_dir: str) -> tuple[dict[str, Any], float] | None:
     return data, age
 
 
-def _live_counters(data: dict[str, Any], bpffs: str) -> list[str]:
-    """Replace each interface's counters with the values in its pinned XDP maps
-    (current even when the agent is not running); returns problems met."""
+def _live_counters(status: Any, bpffs: str) -> tuple[Any, list[str]]:
+    """The status with each interface's counters replaced by the values in its
+    pinned XDP maps (current even when the agent is not running), and the
+    problems met."""
+    import dataclasses
     from pathlib import Path
 
+    from seawall.agent.status import Verdicts
     from seawall.dataplane.xdp.loader import interface_dir, open_pinned
 
     problems: list[str] = []
-    for entry in data.get("interfaces") or ():
-        if not isinstance(entry, dict) or not entry.get("name"):
-            continue
-        try:
-            program = open_pinned(interface_dir(Path(bpffs), str(entry["name"])))
-            if program is None:
-                continue
+    interfaces = []
+    for entry in status.interfaces:
+        if entry.name:
             try:
-                counters = program.maps.counters()
-            finally:
-                program.close()
-        except Exception as exc:  # noqa: BLE001 - status must show what it has
-            problems.append(f"{entry['name']}: cannot read the pinned XDP counters under {bpffs}: {exc}")
-            continue
-        entry["counters"] = {"dropped": counters.dropped, "passed": counters.passed, "failsafe": counters.failsafe}
-        entry["countersLive"] = True
-    return problems
+                program = open_pinned(interface_dir(Path(bpffs), entry.name))
+                if program is not None:
+                    try:
+                        counters = program.maps.counters()
+                    finally:
+                        program.close()
+                    entry = dataclasses.replace(entry, counters=Verdicts(counters.dropped, counters.passed, counters.failsafe),
+                                                counters_live=True)
+            except Exception as exc:  # noqa: BLE001 - status must show what it has
+                problems.append(f"{entry.name}: cannot read the pinned XDP counters under {bpffs}: {exc}")
+        interfaces.append(entry)
+    return dataclasses.replace(status, interfaces=tuple(interfaces)), problems
 
 
 @click.command()
@@ -88,20 +90,23 @@ def status(run_dir: str, bpffs: str | None, fmt: str) -> None:
         raise CliError(f"no agent status at {run_dir}/status.json "
                        f"(is `seawall agent` running with --run-dir {run_dir}?)")
     data, age = found
-    from seawall.cli.status_view import MalformedStatus, build, check_shape
+    from seawall.agent.status import AgentStatus, MalformedStatus
+    from seawall.cli.status_view import build
 
     try:
-        check_shape(data)
+        agent_status = AgentStatus.from_json(data)
     except MalformedStatus as exc:
         raise CliError(f"{run_dir}/status.json is malformed: {exc}") from None
-    problems = _live_counters(data, bpffs) if bpffs else []
-    for problem in problems:
-        click.echo(f"warning: {problem}", err=True)
-    if fmt == "json":
-        click.echo(json.dumps(data, indent=2))
+    if bpffs:
+        agent_status, problems = _live_counters(agent_status, bpffs)
+        for problem in problems:
+            click.echo(f"warning: {problem}", err=True)
+    if fmt == "json":  # the object the agent wrote, unless live counters changed it
+        live = any(i.counters_live for i in agent_status.interfaces)
+        click.echo(json.dumps(agent_status.to_json() if live else data, indent=2))
         return
     try:
-        view = build(data, age_s=age)
+        view = build(agent_status, age_s=age)
     except (TypeError, ValueError, AttributeError, KeyError) as exc:
         raise CliError(f"{run_dir}/status.json is malformed: cannot show it ({type(exc).__name__}: {exc})") from None
     _console().print(view)
@@ -148,6 +153,7 @@ def explain(ctx: click.Context, node: str | None, iface_specs: tuple[str, ...], 
     """Explain, per interface and ingress rule, where each rule is enforced (XDP + raw, or raw) and why."""
     import socket as _socket
 
+    from seawall.agent.status import AgentStatus
     from seawall.agent.syncer import KINDS
     from seawall.calc import compute
     from seawall.calc.validated import ValidatedResources
@@ -162,8 +168,8 @@ def explain(ctx: click.Context, node: str | None, iface_specs: tuple[str, ...], 
     desired = compute(snapshot, node, interfaces)
     found = _read_status(run_dir)
     result = explaining.explain(
-        desired, node=node, interfaces=interfaces, selectors=explaining.set_selectors(snapshot),
-        status=found[0] if found else None, invalid=invalid, revision=listing.revision,
+        desired, node=node, interfaces=interfaces,
+        status=AgentStatus.from_json(found[0], strict=False) if found else None, invalid=invalid, revision=listing.revision,
     )
     if fmt == "json":
         click.echo(json.dumps(explaining.as_json(result), indent=2))

@@ -22,11 +22,9 @@ from rich.text import Text
 
 from seawall.agent.status import AgentStatus, InterfaceStatus
 from seawall.api.cidr import parse_cidr
-from seawall.calc import NodeInterfaces, Snapshot
-from seawall.calc.compute import effective_selector
+from seawall.calc import NodeInterfaces
 from seawall.policy import DesiredState, RuleDecision
 from seawall.policy.model import EntityMatch, FailsafePort, Policy, Rule
-from seawall.selector import SelectorSyntaxError, parse
 
 EXAMPLES = 5
 XDP_AND_RAW = "XDP + raw"
@@ -96,28 +94,6 @@ class Explanation:
 
 
 # ---------------------------------------------------------------- inputs
-
-
-def set_selectors(snapshot: Snapshot) -> dict[str, str]:
-    """CIDR-set id -> canonical selector, for every selector the stored
-    policies' rules use (the calculation names sets by id only). A selector
-    scoped by namespaceSelector/serviceAccounts is shown as Calico compiles it."""
-    out: dict[str, str] = {}
-    for policy in snapshot.gnp.values():
-        for rule in (*(policy.spec.ingress or ()), *(policy.spec.egress or ())):
-            for entity in (rule.source, rule.destination):
-                if entity is None:
-                    continue
-                try:
-                    scoped = effective_selector(entity)
-                    if scoped is not None:
-                        out[scoped.unique_id()] = scoped.canonical
-                    if entity.notSelector:
-                        selector = parse(entity.notSelector)
-                        out[selector.unique_id()] = selector.canonical
-                except (SelectorSyntaxError, ValueError):  # validated resources never get here
-                    continue
-    return out
 
 
 # ---------------------------------------------------------------- logic
@@ -417,5 +393,5 @@ def build(result: Explanation) -> RenderableType:
 
 __all__ = [
     "Explanation", "InterfaceExplanation", "RuleExplanation", "SetUse",
-    "as_json", "build", "describe_rule", "examples", "explain", "set_selectors",
+    "as_json", "build", "describe_rule", "examples", "explain",
 ]

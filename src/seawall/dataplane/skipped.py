@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from seawall.api.errors import shown_repr
+
 MAX_SHOWN = 5
 MAX_CHARS = 80
 
@@ -28,8 +30,7 @@ Sink = dict[Any, str]
 
 def shown(value: object) -> str:
     """``repr`` of a value, at most ``MAX_CHARS`` characters."""
-    text = repr(value)
-    return text if len(text) <= MAX_CHARS else text[: MAX_CHARS - 3] + "..."
+    return shown_repr(value, MAX_CHARS)
 
 
 def skip(log: logging.Logger, tier: str, sink: Sink | None, value: object, reason: str, logged: str | None = None) -> None:
