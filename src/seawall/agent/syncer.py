@@ -29,10 +29,12 @@ import random
 import threading
 from typing import Any
 
+from seawall.api.members import CHUNK_KIND
 from seawall.datastore import Datastore, DatastoreError, EventType, RevisionCompacted
 
 log = logging.getLogger("seawall.syncer")
-KINDS = ("HostEndpoint", "GlobalNetworkSet", "GlobalNetworkPolicy", "FelixConfiguration")
+# the resources, and the member chunks of big GlobalNetworkSets (``seawall.api.members``)
+KINDS = ("HostEndpoint", "GlobalNetworkSet", "GlobalNetworkPolicy", "FelixConfiguration", CHUNK_KIND)
 RETRY_S = 0.5  # first retry after a datastore error
 RETRY_MAX_S = 5.0  # the backoff never grows beyond this (a reconnect is noticed within ~5 s)
 PROBE_S = 1.0  # how often the probe reads the store's current revision

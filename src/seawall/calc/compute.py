@@ -43,6 +43,7 @@ from seawall.api.errors import shown_repr
 from seawall.api.felix import config_name_for_node, effective_config, unenforced_fields
 from seawall.api.protocols import protocol_number
 from seawall.calc.eligibility import interface_eligibility
+from seawall.calc.members import SetMembers, assemble, canonical_split
 from seawall.calc.memo import CalcMemo, NoMemo
 from seawall.calc.snapshot import NodeInterfaces, Snapshot
 from seawall.policy.desired import DesiredState, InterfaceDecisions
@@ -59,6 +60,7 @@ from seawall.policy.model import (
     UntrackedState,
     policy_sort_key,
 )
+from seawall.policy.netset import NetSet
 from seawall.policy.xdp import InterfaceBlocklist, XdpDesiredState
 from seawall.selector import Selector, parse
 from seawall.selector.scoping import entity_selector, policy_selector, service_account_scope
@@ -206,19 +208,6 @@ def resolve_interfaces(heps: Mapping[str, models.HostEndpoint], interfaces: Node
 # ------------------------------------------------------------------ rules
 
 
-def _split(raw: frozenset[Any]) -> tuple[frozenset[str], frozenset[Any]]:
-    """Canonical forms of the values that parse, and the values that do not."""
-    good: set[str] = set()
-    bad: list[Any] = []
-    for value in raw:
-        canonical = _try_canonical(value)
-        if canonical is None:
-            bad.append(value)
-        else:
-            good.add(canonical)
-    return frozenset(good), frozenset(bad)
-
-
 def _raw_set(nets: Sequence[Any]) -> tuple[frozenset[Any], tuple[Any, ...]]:
     """The hashable values of ``nets`` as a set, and the unhashable ones (never CIDRs)."""
     try:
@@ -228,30 +217,33 @@ def _raw_set(nets: Sequence[Any]) -> tuple[frozenset[Any], tuple[Any, ...]]:
         return frozenset(n for n in nets if isinstance(n, (str, int, float, bool, type(None)))), unhashable
 
 
-def _canonical_nets(memo: CalcMemo, name: str, nets: Sequence[Any]) -> tuple[frozenset[str], tuple[Any, ...]]:
-    """A network set's nets, canonical, and the values that are not CIDRs
-    (dropped: each matches no address). When the previous version of the set of
-    this name was canonicalised one-to-one (no two nets with the same canonical
-    form), only the difference is parsed: adding a net to a million-net set
-    under attack costs a few set operations (~0.2 s), not a million parses (~3.5 s)."""
+def _canonical_nets(memo: CalcMemo, name: str, nets: Sequence[Any]) -> tuple[NetSet, tuple[Any, ...]]:
+    """A plain (not chunked) network set's nets, canonical, and the values that
+    are not CIDRs (dropped: each matches no address). When the previous version
+    of the set of this name was canonicalised one-to-one (no two nets with the
+    same canonical form), only the difference is parsed."""
     raw, unhashable = _raw_set(nets)
-    canonical: frozenset[str]
+    canonical: NetSet
     bad: frozenset[Any]
     previous = memo.recall("gns-raw", name)
     if previous is not None and len(previous[0]) - len(previous[2]) == len(previous[1]):
         old_raw, old_canonical, old_bad = previous
-        removed, _ = _split(old_raw - raw - old_bad)
-        added, added_bad = _split(raw - old_raw)
-        canonical = (old_canonical - removed) | added
+        removed, _ = canonical_split(old_raw - raw - old_bad)
+        added, added_bad = canonical_split(raw - old_raw)
+        canonical = old_canonical.with_changes(added, removed)
         bad = (old_bad & raw) | added_bad
     else:
-        canonical, bad = _split(raw)
+        good, bad = canonical_split(raw)
+        canonical = NetSet(good)
     memo.keep("gns-raw", name, (raw, canonical, bad))
     return canonical, (*bad, *unhashable)
 
 
-def _union(parts: list[frozenset[str]]) -> frozenset[str]:
-    return parts[0] if len(parts) == 1 else frozenset().union(*parts)
+def _chunked_nets(memo: CalcMemo, members: SetMembers) -> tuple[NetSet, tuple[Any, ...]]:
+    """A chunked set's nets, patched from its previous version bucket by bucket."""
+    netset = assemble(members, memo.recall("gns-chunked", members.name))
+    memo.keep("gns-chunked", members.name, (members, netset))
+    return netset, members.bad
 
 
 class _Translator:
@@ -268,18 +260,27 @@ class _Translator:
             self._reported.add((kind, name))
             self.warnings.append(bad_values_warning(f"{kind} {name}", field, bad))
 
-    def _members(self, resource: models.GlobalNetworkSet | models.HostEndpoint) -> frozenset[str]:
+    def _members(self, resource: models.GlobalNetworkSet | models.HostEndpoint) -> NetSet:
         name = resource.metadata.name
         if isinstance(resource, models.GlobalNetworkSet):
-            nets = resource.spec.nets or ()
-            members, bad = self.memo.get("gns-members", (resource,), lambda: _canonical_nets(self.memo, name, nets))
+            chunked = self.snapshot.members.get(name)
+            if chunked is not None:
+                members, bad = self.memo.get("gns-members", (resource, chunked),
+                                             lambda: _chunked_nets(self.memo, chunked))
+                if chunked.missing:
+                    self.warnings.append(
+                        f"GlobalNetworkSet {name}: {len(chunked.missing)} of its member chunks are missing from the "
+                        "datastore (an interrupted write by another tool?); enforcing the nets that are present")
+            else:
+                nets = resource.spec.nets or ()
+                members, bad = self.memo.get("gns-members", (resource,), lambda: _canonical_nets(self.memo, name, nets))
             self._report("GlobalNetworkSet", name, "nets", bad)
             return members
         ips = resource.spec.expectedIPs or ()
 
-        def hep() -> tuple[frozenset[str], tuple[Any, ...]]:
+        def hep() -> tuple[NetSet, tuple[Any, ...]]:
             cidrs = [(ip, _host_cidr(ip)) for ip in ips]
-            return frozenset(c for _, c in cidrs if c), tuple(ip for ip, c in cidrs if c is None)
+            return NetSet(c for _, c in cidrs if c), tuple(ip for ip, c in cidrs if c is None)
 
         members, bad = self.memo.get("hep-members", (resource,), hep)
         self._report("HostEndpoint", name, "expectedIPs", bad)
@@ -299,10 +300,18 @@ class _Translator:
                 for resource in sources
                 if selector.evaluate(_labels(resource))
             ]
-            parts = [p for p in parts if p] or [frozenset()]
-            cidrs = self.memo.get("set", tuple(parts), lambda: _union(parts))
+            parts = [p for p in parts if p]
+            cidrs = self.memo.get("set", tuple(parts), lambda: self._union(set_id, parts))
             self.sets[set_id] = CidrSet(set_id, cidrs, selector.canonical)
         return set_id
+
+    def _union(self, set_id: str, parts: list[NetSet]) -> NetSet:
+        """The members of every set a selector picks; with the previous union of
+        this selector, only the buckets some part changed are united again (a net
+        in two sets stays until both drop it)."""
+        union = NetSet.union(parts, self.memo.recall("set-union", set_id))
+        self.memo.keep("set-union", set_id, (tuple(parts), union))
+        return union
 
     def ports(self, values: list[int | str] | None) -> tuple[PortRange, ...] | None:
         """None when a named port makes the rule untranslatable."""
@@ -491,7 +500,7 @@ def _compute(snapshot: Snapshot, node: str, interfaces: NodeInterfaces, memo: Ca
     for iface, hep_name in sorted(heps_of.items()):
         ip = untracked.interface(iface)
         if ip is None:
-            decisions.append(InterfaceDecisions(iface, hep_name, (), (), frozenset()))
+            decisions.append(InterfaceDecisions(iface, hep_name, (), (), NetSet.EMPTY))
             continue
         result = interface_eligibility(untracked, ip, memo)
         decisions.append(

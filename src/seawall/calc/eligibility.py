@@ -34,6 +34,7 @@ from seawall.api.cidr import Cidr, parse_cidr
 from seawall.calc.memo import CalcMemo, NoMemo
 from seawall.policy.desired import RuleDecision
 from seawall.policy.model import Action, Direction, InterfacePolicy, Rule, UntrackedState
+from seawall.policy.netset import NetSet
 from seawall.policy.verdict import references_missing_set
 
 RuleRef = tuple[str, int]  # (policy name, ingress rule index)
@@ -47,7 +48,7 @@ _ALL = (parse_cidr("0.0.0.0/0"), parse_cidr("::/0"))
 
 @dataclass(frozen=True, slots=True)
 class XdpEligibility:
-    cidrs: frozenset[str]  # canonical strings
+    cidrs: NetSet  # canonical strings
     rules: tuple[RuleDecision, ...]
 
 
@@ -174,25 +175,22 @@ def _plural(n: int) -> str:
     return f"{n} CIDR" if n == 1 else f"{n} CIDRs"
 
 
-def _all_candidates(state: UntrackedState, rule: Rule) -> frozenset[str] | None:
+def _all_candidates(state: UntrackedState, rule: Rule) -> NetSet | None:
     """The rule's candidate CIDRs as canonical strings without parsing them, when
     they need no per-CIDR check (sets only or nets only); None otherwise. A single
-    set keeps its very ``frozenset`` object, so an unchanged million-entry set
-    costs nothing downstream."""
+    set keeps its very ``NetSet`` object, and a union shares its parts' buckets,
+    so a change to a million-entry set costs its changed buckets downstream."""
     src = rule.source
     if src.nets and src.sets:
         return None
     if src.sets:
-        parts = [state.sets[s].cidrs for s in src.sets]
-        texts = parts[0] if len(parts) == 1 else frozenset().union(*parts)
+        texts = NetSet.union([state.sets[s].cidrs for s in src.sets])
     elif src.nets:
-        texts = frozenset(c.text for c in src.nets)
+        texts = NetSet(c.text for c in src.nets)
     else:
-        texts = frozenset(n.text for n in _ALL)
+        texts = NetSet(n.text for n in _ALL)
     if rule.ip_version is not None:
-        v6 = rule.ip_version == 6
-        if any((":" in t) != v6 for t in texts):
-            texts = frozenset(t for t in texts if (":" in t) == v6)
+        texts = texts.family(rule.ip_version)
     return texts
 
 
@@ -208,11 +206,11 @@ def interface_eligibility(state: UntrackedState, iface: InterfacePolicy, memo: C
 def _eligibility(state: UntrackedState, iface: InterfacePolicy, memo: CalcMemo) -> XdpEligibility:
     index = _Index(state, memo)
     flat = [(p.name, i, r) for p in iface.policies for i, r in p.numbered(Direction.INGRESS)]
-    accepted_groups: list[frozenset[str]] = []
+    accepted_groups: list[NetSet] = []
     decisions: list[RuleDecision] = []
     for position, (policy, number, rule) in enumerate(flat):
 
-        def decide(in_xdp: bool, reason: str, cidrs: frozenset[str] = frozenset()) -> None:
+        def decide(in_xdp: bool, reason: str, cidrs: NetSet = NetSet.EMPTY) -> None:
             decisions.append(RuleDecision(policy, number, rule.action.value, in_xdp, cidrs, reason))  # noqa: B023
 
         if rule.action is not Action.DENY:
@@ -259,7 +257,7 @@ def _eligibility(state: UntrackedState, iface: InterfacePolicy, memo: CalcMemo) 
                 accepted.append(str(net))
             else:
                 rejected.setdefault(why, []).append(str(net))
-        accepted_set = frozenset(accepted)
+        accepted_set = NetSet(accepted)
         accepted_groups.append(accepted_set)
         if not rejected:
             decide(True, f"in XDP: {_plural(len(accepted))}", accepted_set)
@@ -276,7 +274,8 @@ def _eligibility(state: UntrackedState, iface: InterfacePolicy, memo: CalcMemo) 
         else:
             decide(False, f"not in XDP: {details}")
     groups = [g for g in accepted_groups if g]
-    xdp = groups[0] if len(groups) == 1 else frozenset().union(*groups)
+    xdp = NetSet.union(groups, memo.recall("xdp-union", iface.name))
+    memo.keep("xdp-union", iface.name, (tuple(groups), xdp))
     return XdpEligibility(xdp, tuple(decisions))
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from seawall.api import codec, models
+from seawall.calc.members import SetMembers
 
 _ATTR = {
     "HostEndpoint": "hep",
@@ -27,6 +28,9 @@ class Snapshot:
     gnp: Mapping[str, models.GlobalNetworkPolicy] = field(default_factory=dict)
     felix: Mapping[str, models.FelixConfiguration] = field(default_factory=dict)
     invalid: tuple[tuple[str, str, str], ...] = ()
+    # chunked GlobalNetworkSets (``seawall.api.members``): set name -> its members;
+    # such a set's resource in ``gns`` has no ``spec.nets``
+    members: Mapping[str, SetMembers] = field(default_factory=dict)
 
     @classmethod
     def from_stored(cls, items: Iterable[tuple[str, str, dict[str, Any]]]) -> Snapshot:

@@ -10,9 +10,12 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
+from seawall.api.members import CHUNK_KIND, ChunkDoc, MembersFormatError, MembersHead, parse_chunk, parse_head, without_manifest
+from seawall.calc.members import ChunkMembers, SetMembers, chunk_members
 from seawall.calc.snapshot import Snapshot
 
 KEPT = "kept the last valid version"
@@ -20,16 +23,29 @@ IGNORED = "ignored"
 
 
 class ValidatedResources:
+    """Also assembles chunked GlobalNetworkSets (``seawall.api.members``): a
+    chunk is parsed when it first appears, against the previous chunk of the same
+    set and bucket (only the nets that differ are parsed), and a head becomes the
+    set's resource plus a ``SetMembers`` in ``Snapshot.members``."""
+
     def __init__(self) -> None:
         # (kind, name) -> (stored document it was validated from, resource or None, why invalid or None)
         self._cache: dict[tuple[str, str], tuple[dict[str, Any], Any, str | None]] = {}
+        self._heads: dict[str, MembersHead] = {}  # set name -> manifest of its last valid head
+        # chunk name -> (stored document, its members or None, why invalid or None)
+        self._chunks: dict[str, tuple[dict[str, Any], ChunkMembers | None, str | None]] = {}
+        self._last_chunk: dict[tuple[str, int], ChunkMembers] = {}  # (set, bucket) -> the chunk parsed last
 
     def update(self, items: Iterable[tuple[str, str, dict[str, Any]]]) -> tuple[Snapshot, list[dict[str, Any]]]:
         """The full current list of stored (kind, name, document) -> the snapshot
         to enforce and the invalid entries ({kind, name, reason, action})."""
         valid, invalid = [], []
         seen = set()
+        chunk_docs: list[tuple[str, dict[str, Any]]] = []
         for kind, name, value in items:
+            if kind == CHUNK_KIND:
+                chunk_docs.append((name, value))
+                continue
             key = (kind, name)
             seen.add(key)
             cached = self._cache.get(key)
@@ -44,13 +60,71 @@ class ValidatedResources:
                 valid.append(resource)
         for key in set(self._cache) - seen:  # deleted from the datastore
             del self._cache[key]
-        return Snapshot.of(valid), invalid
+            if key[0] == "GlobalNetworkSet":
+                self._heads.pop(key[1], None)
+        members = self._members(valid, chunk_docs, invalid)
+        snapshot = Snapshot.of(valid)
+        return (dataclasses.replace(snapshot, members=members) if members else snapshot), invalid
 
-    @staticmethod
-    def _validate(key: tuple[str, str], value: dict[str, Any],
+    def _members(self, valid: list[Any], chunk_docs: list[tuple[str, dict[str, Any]]],
+                 invalid: list[dict[str, Any]]) -> dict[str, SetMembers]:
+        """Parse new chunks and give every valid chunked set its members."""
+        heads = {r.metadata.name: self._heads[r.metadata.name] for r in valid
+                 if r.kind == "GlobalNetworkSet" and r.metadata.name in self._heads}
+        wanted = {name for set_name, head in heads.items() for name in head.chunk_names(set_name).values()}
+        present: set[str] = set()
+        for name, value in chunk_docs:
+            present.add(name)
+            cached = self._chunks.get(name)
+            if cached is None or cached[0] is not value:
+                if name not in wanted:
+                    continue  # not (yet) referenced by any head: parse it when it is
+                cached = self._parse_chunk(value)
+                self._chunks[name] = cached
+            if cached[2] is not None and name in wanted:
+                invalid.append({"kind": CHUNK_KIND, "name": name, "reason": cached[2], "action": IGNORED})
+        for name in set(self._chunks) - present:
+            del self._chunks[name]
+        out: dict[str, SetMembers] = {}
+        for set_name, head in heads.items():
+            chunks: list[ChunkMembers | None] = [None] * head.buckets
+            for index, name in head.chunk_names(set_name).items():
+                found = self._chunks.get(name)
+                member = found[1] if found is not None else None
+                if member is not None and (member.set != set_name or member.index != index):
+                    member = None  # a chunk of another set or bucket under this name: not ours
+                chunks[index] = member
+            out[set_name] = SetMembers(set_name, head, tuple(chunks))
+        for key in [k for k in self._last_chunk if k[0] not in heads]:
+            del self._last_chunk[key]
+        return out
+
+    def _parse_chunk(self, value: dict[str, Any]) -> tuple[dict[str, Any], ChunkMembers | None, str | None]:
+        try:
+            doc: ChunkDoc = parse_chunk(value)
+        except MembersFormatError as exc:
+            return value, None, str(exc)
+        members = chunk_members(doc, self._last_chunk.get((doc.set, doc.index)))
+        self._last_chunk[(doc.set, doc.index)] = members
+        return value, members, None
+
+    def _validate(self, key: tuple[str, str], value: dict[str, Any],
                   last: tuple[dict[str, Any], Any, str | None] | None) -> tuple[dict[str, Any], Any, str | None]:
-        single = Snapshot.from_stored([(*key, value)])
+        head: MembersHead | None = None
+        document = value
+        if key[0] == "GlobalNetworkSet" and isinstance(value, dict):
+            try:
+                head = parse_head(value)
+            except MembersFormatError as exc:
+                return value, (last[1] if last is not None else None), str(exc)
+            if head is not None:
+                document = without_manifest(value)
+        single = Snapshot.from_stored([(*key, document)])
         if single.invalid:
             return value, (last[1] if last is not None else None), single.invalid[0][2]
         resource = next(iter((*single.hep.values(), *single.gns.values(), *single.gnp.values(), *single.felix.values())))
+        if head is not None:
+            self._heads[key[1]] = head
+        elif key[0] == "GlobalNetworkSet":
+            self._heads.pop(key[1], None)
         return value, resource, None

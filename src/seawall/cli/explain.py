@@ -13,7 +13,7 @@ datastore, the interfaces and the status file.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set as AbstractSet
 from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
 
@@ -120,9 +120,9 @@ def examples(cidrs: Iterable[str], limit: int = EXAMPLES) -> tuple[str, ...]:
     return tuple(sorted(heapq.nsmallest(limit, values), key=_sort_key))
 
 
-def _set_use(role: str, selector: str | None, set_id: str | None, members: frozenset[str],
-             xdp: frozenset[str]) -> SetUse:
-    raw_only: frozenset[str]
+def _set_use(role: str, selector: str | None, set_id: str | None, members: AbstractSet[str],
+             xdp: AbstractSet[str]) -> SetUse:
+    raw_only: AbstractSet[str]
     if xdp is members or xdp == members:
         in_xdp, raw_only = members, frozenset()
     elif not xdp:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from seawall.api.felix import EffectiveFelixConfig
 from seawall.policy.model import UntrackedState
+from seawall.policy.netset import NetSet
 from seawall.policy.xdp import XdpDesiredState
 
 
@@ -23,8 +24,12 @@ class RuleDecision:
     index: int
     action: str
     in_xdp: bool
-    cidrs: frozenset[str]  # the CIDRs of this rule that went to XDP
+    cidrs: NetSet  # the CIDRs of this rule that went to XDP
     reason: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.cidrs, NetSet):
+            object.__setattr__(self, "cidrs", NetSet(self.cidrs))
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +41,11 @@ class InterfaceDecisions:
     host_endpoint: str
     policies: tuple[str, ...]
     rules: tuple[RuleDecision, ...]
-    xdp_cidrs: frozenset[str]
+    xdp_cidrs: NetSet
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.xdp_cidrs, NetSet):
+            object.__setattr__(self, "xdp_cidrs", NetSet(self.xdp_cidrs))
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from seawall.api.cidr import Cidr, as_cidr
+from seawall.policy.netset import NetSet
 
 
 class Action(str, enum.Enum):
@@ -128,8 +129,12 @@ class CidrSet:
     serviceAccounts), for status and ``seawall explain``."""
 
     id: str
-    cidrs: frozenset[str]
+    cidrs: NetSet
     selector: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.cidrs, NetSet):
+            object.__setattr__(self, "cidrs", NetSet(self.cidrs))
 
 
 @dataclass(frozen=True, slots=True)

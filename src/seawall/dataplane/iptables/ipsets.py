@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from seawall.dataplane.iptables.backend import CommandError, Runner
 from seawall.dataplane.iptables.rendered import IPSET_PREFIX, IpSetContent
 from seawall.dataplane.skipped import Sink, skip
+from seawall.policy.netset import NetSet
 
 OUR_PREFIXES = tuple(f"{IPSET_PREFIX}{v}{t}-" for v in ("4", "6") for t in ("", "t"))  # sw4- sw4t- sw6- sw6t-
 MAX_NAME = 31
@@ -254,7 +255,7 @@ class IpSets:
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
         # name -> (members as given, normalized): what the kernel held after our last write
-        self._cache: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+        self._cache: dict[str, tuple[AbstractSet[str], NetSet]] = {}
         self._skipped: dict[str, Sink] = {}  # name -> members of the cached input skipped as not CIDRs
 
     def list(self) -> dict[str, SetInfo]:
@@ -265,8 +266,9 @@ class IpSets:
             raise ValueError(f"{name!r} is not one of our ipsets")
         return parse_save_members(self.runner(["ipset", "save", name], None), name, family)
 
-    def _normalized(self, content: IpSetContent) -> tuple[frozenset[str], Sink]:
-        """Normalize only what changed since the cached input (1M members cost ~1 s in full);
+    def _normalized(self, content: IpSetContent) -> tuple[NetSet, Sink]:
+        """Normalize only what changed since the cached input (1M members cost ~1 s in full;
+        two versions of a ``NetSet`` differ by bucket, so the difference costs what changed);
         also the members skipped as not CIDRs."""
         cached = self._cache.get(content.name)
         if cached is not None:
@@ -275,11 +277,15 @@ class IpSets:
                 return norm, self._skipped.get(content.name, {})
             if len(raw) == len(norm) and not self._skipped.get(content.name):  # one raw string per member: a delta is exact
                 bad: Sink = {}
-                gone = normalize_members(raw - content.members, content.family)
-                new = normalize_members(content.members - raw, content.family, bad)
-                return frozenset((norm - gone) | new), bad
+                if isinstance(raw, NetSet) and isinstance(content.members, NetSet):
+                    plus, minus = content.members.changes_from(raw)
+                else:
+                    plus, minus = frozenset(content.members) - raw, frozenset(raw) - content.members
+                gone = normalize_members(minus, content.family)
+                new = normalize_members(plus, content.family, bad)
+                return norm.with_changes(new, gone), bad
         bad = {}
-        return frozenset(normalize_members(content.members, content.family, bad)), bad
+        return NetSet(normalize_members(content.members, content.family, bad)), bad
 
     def sync(self, desired: Mapping[str, IpSetContent], *, resync: bool = False) -> IpSetPlan:
         """Create/update every desired set in one ``ipset restore``; raises CommandError."""

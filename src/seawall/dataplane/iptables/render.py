@@ -65,6 +65,7 @@ from seawall.dataplane.iptables.rendered import IpSetContent, RenderedRaw, RuleO
 from seawall.dataplane.iptables.ruleset import hook_rule, our_comment
 from seawall.dataplane.skipped import Sink, record, skip
 from seawall.policy.model import Action, Direction, EntityMatch, FailsafePort, Policy, PortRange, Rule, UntrackedState
+from seawall.policy.netset import NetSet
 from seawall.policy.verdict import ICMP_PROTOCOL, ND_HOP_LIMIT, ND_TYPES, PORT_PROTOCOLS, has_rules, references_missing_set
 
 MULTIPORT_SLOTS = 15
@@ -294,35 +295,48 @@ def _icmp_spec(type_: int, code: int | None) -> str:
     return str(type_) if code is None else f"{type_}/{code}"
 
 
-def ipset_members(cidrs: Iterable[str], family: int) -> frozenset[str]:
+def ipset_members(cidrs: Iterable[str], family: int) -> frozenset[str] | NetSet:
     """The family's CIDRs, normalised; /0 split in two /1s (hash:net cannot hold /0)."""
     return _members_and_skipped(cidrs, family)[0]
 
 
-def _members_and_skipped(cidrs: Iterable[str], family: int) -> tuple[frozenset[str], tuple[object, ...]]:
+def _members_and_skipped(cidrs: Iterable[str], family: int) -> tuple[frozenset[str] | NetSet, tuple[object, ...]]:
     """``ipset_members`` and the values skipped as not CIDRs."""
-    if isinstance(cidrs, frozenset):
+    if isinstance(cidrs, NetSet):
         return _canonical_members(cidrs, family)
     sink: Sink = {}
     return _members(cidrs, family, sink), tuple(sink)
 
 
+# bucket id -> the bucket: buckets of UntrackedState sets already seen to hold plain canonical text
+_CLEAN_BUCKETS: dict[int, frozenset[str]] = {}
+_CLEAN_BUCKETS_MAX = 64 * 1024
+
+
+def _suspect(cidrs: NetSet) -> bool:
+    """Does any member need the slow path (non-ASCII, a zone)? Buckets seen clean
+    before are not looked at again, so a new version of a big set costs its changed buckets."""
+    if len(_CLEAN_BUCKETS) > _CLEAN_BUCKETS_MAX:
+        _CLEAN_BUCKETS.clear()
+    for bucket in cidrs.buckets():
+        if _CLEAN_BUCKETS.get(id(bucket)) is bucket:
+            continue
+        if not "".join(bucket).isascii() or any("%" in c for c in bucket):
+            return True
+        _CLEAN_BUCKETS[id(bucket)] = bucket
+    return False
+
+
 @lru_cache(maxsize=8)
-def _canonical_members(cidrs: frozenset[str], family: int) -> tuple[frozenset[str], tuple[object, ...]]:
+def _canonical_members(cidrs: NetSet, family: int) -> tuple[NetSet | frozenset[str], tuple[object, ...]]:
     """Memoised for the sets of ``UntrackedState`` (canonical strings, host bits
-    masked): the family is told by the text, and a set of one family keeps its
-    very object, so an unchanged million-member set costs nothing downstream
-    (the ipset diff short-cuts on identity). The cache holds a few sets (each
-    can be a million strings: keep it small); a hit
-    on the same object is a dict lookup (frozensets cache their hash)."""
-    v6 = family == 6
-    if all((":" in c) == v6 for c in cidrs):
-        mine = cidrs
-    else:
-        mine = frozenset(c for c in cidrs if (":" in c) == v6)
-    whole = "::/0" if v6 else "0.0.0.0/0"
-    suspect = not "".join(mine).isascii() or any("%" in c for c in mine)
-    if whole in mine or suspect:
+    masked): the family is told by the text (a bucket view of the set), and a set
+    of one family keeps its very object, so an unchanged million-member set costs
+    nothing downstream and a changed one what changed (the ipset diff goes by
+    bucket). The cache holds a few sets (each can be a million strings: keep it small)."""
+    mine = cidrs.family(family)
+    whole = "::/0" if family == 6 else "0.0.0.0/0"
+    if whole in mine or _suspect(mine):
         sink: Sink = {}
         return _members(mine, family, sink), tuple(sink)
     return mine, ()

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from seawall.policy.netset import NetSet
+
 CHAIN_PREFIX = "sw-"  # every chain Seawall owns starts with this (<= 28 characters in all)
 IPSET_PREFIX = "sw"  # every ipset Seawall owns: "sw4-..." / "sw6-..." (<= 31 characters)
 COMMENT_PREFIX = "sw:"  # every rule Seawall writes carries "-m comment --comment sw:<hash>"
@@ -18,7 +20,7 @@ COMMENT_PREFIX = "sw:"  # every rule Seawall writes carries "-m comment --commen
 class IpSetContent:
     name: str  # e.g. "sw4-<hash>", at most 31 characters
     family: str  # "inet" | "inet6"
-    members: frozenset[str]  # CIDRs of that family (hash:net)
+    members: frozenset[str] | NetSet  # CIDRs of that family (hash:net)
 
 
 @dataclass(frozen=True, slots=True)

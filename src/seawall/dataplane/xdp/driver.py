@@ -38,6 +38,7 @@ from seawall.dataplane.xdp.modes import ModePlan, plan_modes
 from seawall.dataplane.xdp.report import HitReport, InterfaceReport
 from seawall.dataplane.xdp.sync import MapSync
 from seawall.dataplane.xdp.tables import BlocklistTables
+from seawall.policy.netset import NetSet
 from seawall.policy.xdp import InterfaceBlocklist, XdpDesiredState
 
 __all__ = ["BULK_THRESHOLD", "InterfaceBlocklist", "TeardownReport", "XdpDesiredState", "XdpDriver"]
@@ -53,7 +54,7 @@ class _Interface:
     tables: BlocklistTables
     mode: Mode
     ifindex: int
-    cidrs: frozenset[str]  # the input last applied (diffed as strings: cheap at 1M)
+    cidrs: NetSet  # the input last applied (diffed bucket by bucket: a change costs what changed)
 
 
 @dataclass
@@ -276,7 +277,7 @@ class XdpDriver:
             why = describe_skipped(skipped) + ([plan.unavailable] if plan.unavailable else [])
             reason = "no XDP mode available: " + "; ".join(why) + "; the iptables raw tier enforces"
             return InterfaceReport(name, Mode.RAW, reason, entries, tuple(describe_skipped(errors)), skipped=tables.skipped())
-        self._interfaces[name] = _Interface(program, tables, mode, step.ifindex, frozenset(step.item.cidrs))
+        self._interfaces[name] = _Interface(program, tables, mode, step.ifindex, step.item.cidrs)
         better = describe_skipped([(m, r) for m, r in skipped if m.better_than(mode)])
         reason = mode.value + (f" (faster modes not used: {'; '.join(better)})" if better else " (the fastest mode)")
         if step.claimed:

@@ -19,6 +19,7 @@ from seawall.dataplane.xdp.kernel import Program, XdpKernel
 from seawall.dataplane.xdp.maps import KEY_SIZES, VALUE_SIZES
 from seawall.dataplane.xdp.report import HitReport
 from seawall.dataplane.xdp.tables import BlocklistTables, Compiled, MapKind
+from seawall.policy.netset import NetSet
 
 DRIFT_REPAIRED = "blocklist maps differed from the desired set (edited by someone else); rewritten"
 
@@ -43,17 +44,17 @@ class MapSync:
         """Replace whatever an adopted or re-opened program's maps hold (unknown to us)."""
         self.kernel.replace(program, tables.compile(), inactive_known_empty=False)
 
-    def update(self, program: Program, tables: BlocklistTables, have: frozenset[str],
-               want: frozenset[str]) -> BlocklistTables | None:
+    def update(self, program: Program, tables: BlocklistTables, have: NetSet,
+               want: NetSet) -> BlocklistTables | None:
         """Bring the active slot from ``have`` to ``want``: single writes for a
         few changes, a double-buffered bulk replace for many. Returns the table
         model now in the kernel (``tables`` itself, or a fresh one after a bulk
         replace), or None when a hash map is full (E2BIG): grow the program."""
-        if want is have or want == have:
+        if want is have:
             return tables
-        added = want - have
-        # |want| - |have| = |added| - |removed|: pure additions need no second diff.
-        removed = have - want if len(want) - len(have) != len(added) else frozenset()
+        added, removed = want.changes_from(have)
+        if not added and not removed:
+            return tables
         try:
             if len(added) + len(removed) > self.bulk_threshold:
                 old_keys = tables.hash_keys()

@@ -1,0 +1,110 @@
+"""A chunked GlobalNetworkSet's members as the calculation sees them, kept up to date by difference.
+
+The datastore holds a big set as a head and content-named chunks
+(``seawall.api.members``). A change to a few nets replaces a few chunks; here
+each replaced chunk is compared with the previous chunk of the same bucket, only
+the nets that differ are parsed, and the set's ``NetSet`` is patched with them.
+So one net added to a million-net set costs the parsing of one net and the
+rebuild of one ``NetSet`` bucket. Pure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from seawall.api.cidr import parse_cidr
+from seawall.api.members import ChunkDoc, MembersHead
+from seawall.policy.netset import NetSet
+
+Bad = tuple[object, ...]
+
+
+def canonical_or_none(value: object) -> str | None:
+    """The canonical text of a stored net, or None when it is not a CIDR (it matches nothing: dropped)."""
+    try:
+        return parse_cidr(value).text
+    except (ValueError, TypeError):
+        return None
+
+
+def canonical_split(values: frozenset[object]) -> tuple[frozenset[str], frozenset[object]]:
+    """The canonical forms of the values that parse, and the values that do not."""
+    good: set[str] = set()
+    bad: list[object] = []
+    for value in values:
+        text = canonical_or_none(value)
+        if text is None:
+            bad.append(value)
+        else:
+            good.add(text)
+    return frozenset(good), frozenset(bad)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ChunkMembers:
+    """One chunk's nets: as stored, canonical, and the stored values that are no CIDR."""
+
+    set: str
+    index: int
+    raw: frozenset[object]
+    canonical: frozenset[str]
+    bad: frozenset[object]
+
+    @property
+    def one_to_one(self) -> bool:
+        """Every good stored value has its own canonical form (so a difference is exact)."""
+        return len(self.raw) - len(self.bad) == len(self.canonical)
+
+
+def chunk_members(doc: ChunkDoc, previous: ChunkMembers | None) -> ChunkMembers:
+    """Parse a chunk; with the previous chunk of the same bucket, parse only what differs."""
+    hashable = [n for n in doc.nets if isinstance(n, (str, int, float, bool, type(None)))]
+    unhashable = len(hashable) != len(doc.nets)
+    raw = frozenset(hashable)
+    if previous is not None and previous.one_to_one and not unhashable:
+        removed, _ = canonical_split(previous.raw - raw - previous.bad)
+        added, added_bad = canonical_split(raw - previous.raw)
+        canonical = (previous.canonical - removed) | added
+        bad = (previous.bad & raw) | added_bad
+    else:
+        canonical, bad = canonical_split(raw)
+        if unhashable:
+            bad = bad | {repr(n) for n in doc.nets if not isinstance(n, (str, int, float, bool, type(None)))}
+    return ChunkMembers(doc.set, doc.index, raw, canonical, bad)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SetMembers:
+    """A chunked set's manifest and, per bucket, its chunk (None: the chunk is missing)."""
+
+    name: str
+    head: MembersHead
+    chunks: tuple[ChunkMembers | None, ...]
+
+    @property
+    def missing(self) -> tuple[int, ...]:
+        return tuple(i for i, (d, c) in enumerate(zip(self.head.chunks, self.chunks, strict=True)) if d and c is None)
+
+    @property
+    def bad(self) -> Bad:
+        return tuple(v for c in self.chunks if c is not None for v in c.bad)
+
+
+def assemble(members: SetMembers, previous: tuple[SetMembers, NetSet] | None) -> NetSet:
+    """The set's canonical members. With the previous (members, NetSet) of this
+    set, only the buckets whose chunk changed are looked at."""
+    if previous is not None and len(previous[0].chunks) == len(members.chunks):
+        before, netset = previous
+        added: set[str] = set()
+        removed: set[str] = set()
+        for old, new in zip(before.chunks, members.chunks, strict=True):
+            if old is new:
+                continue
+            old_nets = old.canonical if old is not None else frozenset()
+            new_nets = new.canonical if new is not None else frozenset()
+            added |= new_nets - old_nets
+            removed |= old_nets - new_nets
+        # a net that moved between chunks (not possible with one bucketing, but cheap to get right)
+        moved = added & removed
+        return netset.with_changes(added - moved, removed - moved)
+    return NetSet(text for c in members.chunks if c is not None for text in c.canonical)

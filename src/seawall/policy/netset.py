@@ -1,0 +1,288 @@
+"""``NetSet``: a set of canonical CIDR texts that changes and compares in
+proportion to what changed, not to its size.
+
+Why: a million-net blocklist is one value crossing every layer (calc's unions,
+the XDP eligibility, the desired state, both tiers' diffs). As a ``frozenset``
+each small change copies and re-hashes a million strings, and each consumer's
+``want - have`` walks them all again. A ``NetSet`` is split into ``BUCKETS``
+immutable ``frozenset`` buckets by the text's hash (IPv4 in the lower half,
+IPv6 in the upper, so one family is a free view). A change rebuilds only the
+buckets it touches and shares every other bucket, by identity, with the version
+it came from; so does a union with a small set, and a diff between two versions
+skips every shared bucket at the cost of one pointer comparison.
+
+It is a ``collections.abc.Set`` of ``str`` and compares equal to a ``frozenset``
+with the same members, so code that treats it as a set keeps working (its hash
+is computed by bucket, not frozenset's: never mix the two as keys of one dict). Buckets
+depend on ``hash(str)``, which is per process: a ``NetSet`` is never stored or
+sent, only its members are. Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence, Set
+from typing import Any
+
+PER_FAMILY = 2048
+BUCKETS = 2 * PER_FAMILY
+_MASK = PER_FAMILY - 1
+_EMPTY: frozenset[str] = frozenset()
+
+
+def _bucket(text: str) -> int:
+    return (hash(text) & _MASK) | (PER_FAMILY if ":" in text else 0)
+
+
+def _grouped(texts: Iterable[str]) -> dict[int, list[str]]:
+    groups: dict[int, list[str]] = {}
+    for text in texts:
+        b = (hash(text) & _MASK) | (PER_FAMILY if ":" in text else 0)
+        group = groups.get(b)
+        if group is None:
+            groups[b] = [text]
+        else:
+            group.append(text)
+    return groups
+
+
+class NetSet(Set[str]):
+    """An immutable set of canonical CIDR strings, bucketed for cheap changes."""
+
+    __slots__ = ("_buckets", "_cached_hash", "_len")
+
+    _buckets: dict[int, frozenset[str]]  # only non-empty buckets
+    _len: int
+    _cached_hash: int | None
+
+    def __init__(self, texts: Iterable[str] = ()) -> None:
+        if isinstance(texts, NetSet):
+            self._init(texts._buckets, texts._len)
+            return
+        buckets = {b: frozenset(group) for b, group in _grouped(texts).items()}
+        self._init(buckets, sum(map(len, buckets.values())))
+
+    def _init(self, buckets: dict[int, frozenset[str]], length: int) -> None:
+        self._buckets = buckets
+        self._len = length
+        self._cached_hash = None
+
+    @classmethod
+    def _of_buckets(cls, buckets: dict[int, frozenset[str]], length: int | None = None) -> NetSet:
+        out = cls.__new__(cls)
+        out._init(buckets, sum(map(len, buckets.values())) if length is None else length)
+        return out
+
+    @classmethod
+    def _from_iterable(cls, it: Iterable[Any]) -> NetSet:  # type: ignore[override]
+        return cls(it)
+
+    # ------------------------------------------------------------ the Set protocol
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self) -> Iterator[str]:
+        for bucket in self._buckets.values():
+            yield from bucket
+
+    def __contains__(self, text: object) -> bool:
+        if not isinstance(text, str):
+            return False
+        bucket = self._buckets.get(_bucket(text))
+        return bucket is not None and text in bucket
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if isinstance(other, NetSet):
+            if self._len != other._len or self._buckets.keys() != other._buckets.keys():
+                return False
+            theirs = other._buckets
+            return all(mine is theirs[b] or mine == theirs[b] for b, mine in self._buckets.items())
+        if isinstance(other, Set):
+            return self._len == len(other) and all(text in self for text in other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        if self._cached_hash is None:
+            self._cached_hash = self._hash_members()
+        return self._cached_hash
+
+    def _hash_members(self) -> int:
+        # by bucket: each bucket's frozenset caches its own hash, so a new version
+        # costs its changed buckets. (Not frozenset's hash: never mix the two as keys.)
+        h = self._len
+        for b, bucket in self._buckets.items():
+            h ^= hash((b, bucket))
+        return h
+
+    def __repr__(self) -> str:
+        shown = sorted(self)[:4]
+        more = f", … {self._len - len(shown)} more" if self._len > len(shown) else ""
+        return f"NetSet({', '.join(shown)}{more})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (NetSet, (list(self),))
+
+    # ------------------------------------------------------------ fast paths
+
+    def __sub__(self, other: Iterable[Any]) -> NetSet:
+        if not isinstance(other, NetSet):
+            if not isinstance(other, Set):
+                return NotImplemented
+            return self.with_changes(removed=(t for t in other if isinstance(t, str)))
+        buckets: dict[int, frozenset[str]] = {}
+        theirs = other._buckets
+        for b, mine in self._buckets.items():
+            other_bucket = theirs.get(b)
+            if other_bucket is None:
+                buckets[b] = mine
+            elif other_bucket is not mine:
+                left = mine - other_bucket
+                if left:
+                    buckets[b] = mine if len(left) == len(mine) else left
+        return NetSet._of_buckets(buckets)
+
+    def __or__(self, other: Iterable[Any]) -> NetSet:
+        if isinstance(other, NetSet):
+            return NetSet.union((self, other))
+        if not isinstance(other, Set):
+            return NotImplemented
+        if not all(isinstance(t, str) for t in other):
+            raise TypeError("a NetSet holds CIDR strings only")
+        return self.with_changes(added=other)
+
+    __ror__ = __or__
+
+    def __and__(self, other: Iterable[Any]) -> NetSet:
+        if not isinstance(other, NetSet):
+            return NetSet(t for t in other if t in self) if isinstance(other, Set) else NotImplemented
+        buckets: dict[int, frozenset[str]] = {}
+        small, big = (self, other) if len(self._buckets) <= len(other._buckets) else (other, self)
+        for b, mine in small._buckets.items():
+            theirs = big._buckets.get(b)
+            if theirs is None:
+                continue
+            both = mine if mine is theirs else mine & theirs
+            if both:
+                buckets[b] = both
+        return NetSet._of_buckets(buckets)
+
+    __rand__ = __and__
+
+    # ------------------------------------------------------------ changes
+
+    def with_changes(self, added: Iterable[str] = (), removed: Iterable[str] = ()) -> NetSet:
+        """This set with ``removed`` taken out, then ``added`` put in. Costs the
+        touched buckets only; returns ``self`` when nothing changes."""
+        plus = _grouped(added)
+        minus = _grouped(removed)
+        if not plus and not minus:
+            return self
+        buckets = dict(self._buckets)
+        length = self._len
+        changed = False
+        for b in plus.keys() | minus.keys():
+            old = buckets.get(b, _EMPTY)
+            new = old
+            if b in minus:
+                new = new.difference(minus[b])
+            if b in plus:
+                new = new.union(plus[b])
+            if len(new) == len(old) and (new is old or new == old):
+                continue
+            changed = True
+            length += len(new) - len(old)
+            if new:
+                buckets[b] = new
+            else:
+                buckets.pop(b, None)
+        return NetSet._of_buckets(buckets, length) if changed else self
+
+    def changes_from(self, old: NetSet) -> tuple[frozenset[str], frozenset[str]]:
+        """(added, removed): what turns ``old`` into this set. Buckets the two
+        share cost one identity check each."""
+        if old is self:
+            return _EMPTY, _EMPTY
+        added: list[str] = []
+        removed: list[str] = []
+        theirs = old._buckets
+        for b, mine in self._buckets.items():
+            before = theirs.get(b)
+            if before is mine:
+                continue
+            if before is None:
+                added.extend(mine)
+            else:
+                added.extend(mine - before)
+                removed.extend(before - mine)
+        for b, before in theirs.items():
+            if b not in self._buckets:
+                removed.extend(before)
+        return frozenset(added), frozenset(removed)
+
+    @staticmethod
+    def union(parts: Sequence[NetSet], previous: tuple[Sequence[NetSet], NetSet] | None = None) -> NetSet:
+        """The union of ``parts``, sharing every bucket only one part has. With
+        ``previous`` = (the parts of an earlier union, that union), a bucket in
+        which every part is the same object as before is taken from it: a change
+        to one set costs its changed buckets, however many sets are united."""
+        live = [p for p in parts if p._len]
+        if not live:
+            return NetSet.EMPTY
+        if len(live) == 1:
+            return live[0]
+        old_parts, old_union = previous if previous is not None else ((), NetSet.EMPTY)
+        reuse = len(old_parts) == len(parts)
+        keys: set[int] = set()
+        for p in live:
+            keys.update(p._buckets)
+        buckets: dict[int, frozenset[str]] = {}
+        for b in keys:
+            found = [bk for p in live if (bk := p._buckets.get(b)) is not None]
+            if len(found) == 1:
+                buckets[b] = found[0]
+                continue
+            if reuse and all(p._buckets.get(b) is q._buckets.get(b) for p, q in zip(parts, old_parts, strict=True)):
+                hit = old_union._buckets.get(b)
+                if hit is not None:
+                    buckets[b] = hit
+                    continue
+            buckets[b] = frozenset().union(*found)
+        return NetSet._of_buckets(buckets)
+
+    def family(self, version: int) -> NetSet:
+        """The members of one IP family (4 or 6), sharing this set's buckets."""
+        if version == 4:
+            keep = {b: s for b, s in self._buckets.items() if b < PER_FAMILY}
+        elif version == 6:
+            keep = {b: s for b, s in self._buckets.items() if b >= PER_FAMILY}
+        else:
+            raise ValueError(f"IP version must be 4 or 6, not {version!r}")
+        if len(keep) == len(self._buckets):
+            return self
+        return NetSet._of_buckets(keep) if keep else NetSet.EMPTY
+
+    def has_family(self, version: int) -> bool:
+        if version not in (4, 6):
+            raise ValueError(f"IP version must be 4 or 6, not {version!r}")
+        return any((b >= PER_FAMILY) == (version == 6) for b in self._buckets)
+
+    def buckets(self) -> Iterable[frozenset[str]]:
+        """The non-empty buckets (immutable; shared between versions): for
+        consumers that cache work per bucket by identity."""
+        return self._buckets.values()
+
+    def shared_buckets(self, other: NetSet) -> int:
+        """How many buckets the two hold by the very same object (for tests and diagnostics)."""
+        return sum(1 for b, s in self._buckets.items() if other._buckets.get(b) is s)
+
+    EMPTY: NetSet
+
+
+NetSet.EMPTY = NetSet._of_buckets({}, 0)
+
+
+def as_netset(texts: Iterable[str]) -> NetSet:
+    """``texts`` as a NetSet (itself when it already is one)."""
+    return texts if isinstance(texts, NetSet) else NetSet(texts)

@@ -1,0 +1,70 @@
+"""NetSet behaves exactly as a frozenset of its members, and shares what did not change."""
+
+from __future__ import annotations
+
+import pickle
+
+from hypothesis import given, settings, strategies as st
+
+from seawall.policy.netset import BUCKETS, NetSet, as_netset
+
+V4 = st.builds(lambda a, b, n: f"10.{a}.{b}.0/{n}", st.integers(0, 40), st.integers(0, 40), st.integers(16, 32))
+V6 = st.builds(lambda a, n: f"2001:db8:{a:x}::/{n}", st.integers(0, 400), st.integers(48, 128))
+NET = st.one_of(V4, V6)
+NETS = st.frozensets(NET, max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(NETS, NETS, NETS)
+def test_set_algebra_matches_frozenset(a: frozenset[str], b: frozenset[str], c: frozenset[str]) -> None:
+    na, nb = NetSet(a), NetSet(b)
+    assert na == a and a == na and len(na) == len(a) and set(na) == set(a)
+    assert na - nb == a - b and na | nb == a | b and na & nb == a & b
+    assert na - c == a - c and na | c == a | c and c | na == c | a and na & c == a & c
+    assert (na == nb) == (a == b)
+    assert hash(na) == hash(NetSet(a)) and (hash(na) == hash(nb) or na != nb)
+    assert all(x in na for x in a) and not any(x in na for x in b - a)
+    assert 5 not in na
+    assert na.family(4) == {x for x in a if ":" not in x}
+    assert na.family(6) == {x for x in a if ":" in x}
+    assert na.has_family(6) == any(":" in x for x in a)
+    assert pickle.loads(pickle.dumps(na)) == a
+
+
+@settings(max_examples=300, deadline=None)
+@given(NETS, NETS, NETS)
+def test_changes_and_diffs(a: frozenset[str], added: frozenset[str], removed: frozenset[str]) -> None:
+    before = NetSet(a)
+    after = before.with_changes(added, removed)
+    assert after == (a - removed) | added
+    plus, minus = after.changes_from(before)
+    assert plus == frozenset(after) - a and minus == a - frozenset(after)
+    if after == before:
+        assert after is before or not (added or removed)
+    assert before == a  # never changed in place
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(NETS, min_size=1, max_size=4), st.integers(0, 3), NETS)
+def test_incremental_union_equals_fresh_union(parts: list[frozenset[str]], which: int, change: frozenset[str]) -> None:
+    sets = [NetSet(p) for p in parts]
+    first = NetSet.union(sets)
+    assert first == frozenset().union(*parts)
+    i = which % len(sets)
+    changed = list(sets)
+    changed[i] = sets[i].with_changes(added=change)
+    again = NetSet.union(changed, previous=(sets, first))
+    assert again == NetSet.union(changed) == frozenset().union(*(frozenset(s) for s in changed))
+
+
+def test_a_small_change_to_a_big_set_shares_the_other_buckets() -> None:
+    big = NetSet(f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}/32" for i in range(200_000))
+    one = big.with_changes(added=["192.0.2.1/32"])
+    assert len(one) == len(big) + 1
+    assert one.shared_buckets(big) >= len(big._buckets) - 1
+    assert one.changes_from(big) == (frozenset({"192.0.2.1/32"}), frozenset())
+    small = NetSet(["198.51.100.0/24", "2001:db8::/64"])
+    union = big | small
+    assert union.shared_buckets(big) >= len(big._buckets) - 2
+    assert len(big._buckets) <= BUCKETS
+    assert as_netset(big) is big and big.with_changes() is big and big.with_changes(removed=["1.1.1.1/32"]) is big
