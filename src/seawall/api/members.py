@@ -15,6 +15,7 @@ must not import the datastore). Pure.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -53,8 +54,11 @@ def chunk_name(set_name: str, digest: str) -> str:
     return f"{set_name}.{digest}"
 
 
+_DIGEST = re.compile(r"(?:[0-9a-f]{16})?")
+
+
 def _is_digest(value: object) -> bool:
-    return isinstance(value, str) and (value == "" or (len(value) == 16 and all(c in "0123456789abcdef" for c in value)))
+    return isinstance(value, str) and _DIGEST.fullmatch(value) is not None
 
 
 def parse_head(value: Mapping[str, Any]) -> MembersHead | None:

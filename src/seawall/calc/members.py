@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from seawall.api.cidr import parse_cidr
+from seawall.api.cidr_bulk import canonical_texts
 from seawall.api.members import ChunkDoc, MembersHead
 from seawall.policy.netset import NetSet
 
@@ -27,8 +28,16 @@ def canonical_or_none(value: object) -> str | None:
         return None
 
 
+BULK_MIN = 512  # from this many values on, the vectorised check is cheaper
+
+
 def canonical_split(values: frozenset[object]) -> tuple[frozenset[str], frozenset[object]]:
     """The canonical forms of the values that parse, and the values that do not."""
+    if len(values) >= BULK_MIN:
+        ordered = list(values)
+        texts = canonical_texts(ordered)
+        return (frozenset(t for t in texts if t is not None),
+                frozenset(v for v, t in zip(ordered, texts, strict=True) if t is None))
     good: set[str] = set()
     bad: list[object] = []
     for value in values:

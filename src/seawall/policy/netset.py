@@ -234,15 +234,19 @@ class NetSet(Set[str]):
             return live[0]
         old_parts, old_union = previous if previous is not None else ((), NetSet.EMPTY)
         reuse = len(old_parts) == len(parts)
-        keys: set[int] = set()
+        largest = max(live, key=lambda p: len(p._buckets))
+        buckets = dict(largest._buckets)  # shared as is where no other part has the bucket
+        several: dict[int, list[frozenset[str]]] = {}
         for p in live:
-            keys.update(p._buckets)
-        buckets: dict[int, frozenset[str]] = {}
-        for b in keys:
-            found = [bk for p in live if (bk := p._buckets.get(b)) is not None]
-            if len(found) == 1:
-                buckets[b] = found[0]
+            if p is largest:
                 continue
+            for b, bucket in p._buckets.items():
+                have = buckets.get(b)
+                if have is None:
+                    buckets[b] = bucket
+                elif have is not bucket:
+                    several.setdefault(b, [have]).append(bucket)
+        for b, found in several.items():
             if reuse and all(p._buckets.get(b) is q._buckets.get(b) for p, q in zip(parts, old_parts, strict=True)):
                 hit = old_union._buckets.get(b)
                 if hit is not None:
