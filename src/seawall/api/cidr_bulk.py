@@ -32,7 +32,7 @@ def canonical_texts(values: Sequence[object]) -> list[str | None]:
     for first in range(0, len(values), BLOCK):
         block = values[first : first + BLOCK]
         ok = _canonical_v4_rows(block).tolist()
-        out[first : first + len(block)] = [v if good else _slow(v) for v, good in zip(block, ok)]  # type: ignore[misc]
+        out[first : first + len(block)] = [v if good else _slow(v) for v, good in zip(block, ok, strict=True)]  # type: ignore[misc]
     return out
 
 
