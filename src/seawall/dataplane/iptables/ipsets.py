@@ -270,6 +270,11 @@ class IpSets:
         """Normalize only what changed since the cached input (1M members cost ~1 s in full;
         two versions of a ``NetSet`` differ by bucket, so the difference costs what changed);
         also the members skipped as not CIDRs."""
+        if isinstance(content.members, NetSet) and content.family == "inet":
+            # The renderer's NetSets hold the calculation's canonical text (host bits
+            # masked, no /0: those come as a plain frozenset), which for IPv4 is what
+            # ``ipset save`` prints: nothing to normalize, and the diff goes by bucket.
+            return content.members, {}
         cached = self._cache.get(content.name)
         if cached is not None:
             raw, norm = cached

@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -313,15 +314,26 @@ _CLEAN_BUCKETS: dict[int, frozenset[str]] = {}
 _CLEAN_BUCKETS_MAX = 64 * 1024
 
 
-def _suspect(cidrs: NetSet) -> bool:
-    """Does any member need the slow path (non-ASCII, a zone)? Buckets seen clean
-    before are not looked at again, so a new version of a big set costs its changed buckets."""
+_V4_LINE = (r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+            r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])/(?:3[0-2]|[12]?[0-9])")
+_V4_LINES = re.compile(rf"(?:{_V4_LINE}\n)*{_V4_LINE}", re.ASCII)
+
+
+def _suspect(cidrs: NetSet, family: int) -> bool:
+    """Does any member need the slow path (for IPv4: anything but plain
+    ``a.b.c.d/len``; for IPv6: non-ASCII or a zone)? Buckets seen clean before are
+    not looked at again, so a new version of a big set costs its changed buckets."""
     if len(_CLEAN_BUCKETS) > _CLEAN_BUCKETS_MAX:
         _CLEAN_BUCKETS.clear()
     for bucket in cidrs.buckets():
         if _CLEAN_BUCKETS.get(id(bucket)) is bucket:
             continue
-        if not "".join(bucket).isascii() or any("%" in c for c in bucket):
+        text = "\n".join(bucket)
+        if family == 4:
+            clean = _V4_LINES.fullmatch(text) is not None
+        else:
+            clean = text.isascii() and "%" not in text
+        if not clean:
             return True
         _CLEAN_BUCKETS[id(bucket)] = bucket
     return False
@@ -336,7 +348,7 @@ def _canonical_members(cidrs: NetSet, family: int) -> tuple[NetSet | frozenset[s
     bucket). The cache holds a few sets (each can be a million strings: keep it small)."""
     mine = cidrs.family(family)
     whole = "::/0" if family == 6 else "0.0.0.0/0"
-    if whole in mine or _suspect(mine):
+    if whole in mine or _suspect(mine, family):
         sink: Sink = {}
         return _members(mine, family, sink), tuple(sink)
     return mine, ()
