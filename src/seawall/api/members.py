@@ -16,6 +16,7 @@ must not import the datastore). Pure.
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +49,14 @@ class ChunkDoc:
     set: str
     index: int
     nets: tuple[Any, ...]  # as stored (validated later, member by member)
+
+
+def bucket_of(canonical: str, buckets: int) -> int:
+    """A net's bucket: the CRC-32 of its canonical text (stable across processes,
+    unlike ``hash``). A chunk holds only nets of its own bucket; a member stored in
+    another bucket's chunk is not part of the set (so a net lives in one chunk
+    only, and a chunk's change says exactly which nets the set gained or lost)."""
+    return zlib.crc32(canonical.encode()) & (buckets - 1)
 
 
 def chunk_name(set_name: str, digest: str) -> str:

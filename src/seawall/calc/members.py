@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from seawall.api.cidr import parse_cidr
 from seawall.api.cidr_bulk import canonical_texts
-from seawall.api.members import ChunkDoc, MembersHead
+from seawall.api.members import ChunkDoc, MembersHead, bucket_of
 from seawall.policy.netset import NetSet
 
 Bad = tuple[object, ...]
@@ -65,18 +65,31 @@ class ChunkMembers:
         return len(self.raw) - len(self.bad) == len(self.canonical)
 
 
-def chunk_members(doc: ChunkDoc, previous: ChunkMembers | None) -> ChunkMembers:
-    """Parse a chunk; with the previous chunk of the same bucket, parse only what differs."""
+def _strays(canonical: frozenset[str], index: int, buckets: int, raw: frozenset[object]) -> tuple[frozenset[str], frozenset[object]]:
+    """Members that belong to another bucket (a foreign writer's chunk): not part of
+    the set. Their canonical texts and the stored values they came from."""
+    strays = frozenset(t for t in canonical if bucket_of(t, buckets) != index)
+    if not strays:
+        return strays, frozenset()
+    return strays, frozenset(v for v in raw if canonical_or_none(v) in strays)
+
+
+def chunk_members(doc: ChunkDoc, previous: ChunkMembers | None, buckets: int) -> ChunkMembers:
+    """Parse a chunk of a set of ``buckets`` buckets; with the previous chunk of the
+    same bucket, parse only what differs. Members of another bucket count as bad."""
     hashable = [n for n in doc.nets if isinstance(n, (str, int, float, bool, type(None)))]
     unhashable = len(hashable) != len(doc.nets)
     raw = frozenset(hashable)
     if previous is not None and previous.one_to_one and not unhashable:
         removed, _ = canonical_split(previous.raw - raw - previous.bad)
         added, added_bad = canonical_split(raw - previous.raw)
-        canonical = (previous.canonical - removed) | added
-        bad = (previous.bad & raw) | added_bad
+        strays, stray_values = _strays(added, doc.index, buckets, raw - previous.raw)
+        canonical = (previous.canonical - removed) | (added - strays)
+        bad = (previous.bad & raw) | added_bad | stray_values
     else:
         canonical, bad = canonical_split(raw)
+        strays, stray_values = _strays(canonical, doc.index, buckets, raw)
+        canonical, bad = canonical - strays, bad | stray_values
         if unhashable:
             bad = bad | {repr(n) for n in doc.nets if not isinstance(n, (str, int, float, bool, type(None)))}
     return ChunkMembers(doc.set, doc.index, raw, canonical, bad)

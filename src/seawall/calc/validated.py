@@ -34,7 +34,7 @@ class ValidatedResources:
         self._heads: dict[str, MembersHead] = {}  # set name -> manifest of its last valid head
         # chunk name -> (stored document, its members or None, why invalid or None)
         self._chunks: dict[str, tuple[dict[str, Any], ChunkMembers | None, str | None]] = {}
-        self._last_chunk: dict[tuple[str, int], ChunkMembers] = {}  # (set, bucket) -> the chunk parsed last
+        self._last_chunk: dict[tuple[str, int, int], ChunkMembers] = {}  # (set, bucket, buckets) -> the chunk parsed last
 
     def update(self, items: Iterable[tuple[str, str, dict[str, Any]]]) -> tuple[Snapshot, list[dict[str, Any]]]:
         """The full current list of stored (kind, name, document) -> the snapshot
@@ -71,7 +71,7 @@ class ValidatedResources:
         """Parse new chunks and give every valid chunked set its members."""
         heads = {r.metadata.name: self._heads[r.metadata.name] for r in valid
                  if r.kind == "GlobalNetworkSet" and r.metadata.name in self._heads}
-        wanted = {name for set_name, head in heads.items() for name in head.chunk_names(set_name).values()}
+        wanted = {name: head.buckets for set_name, head in heads.items() for name in head.chunk_names(set_name).values()}
         present: set[str] = set()
         for name, value in chunk_docs:
             present.add(name)
@@ -79,7 +79,7 @@ class ValidatedResources:
             if cached is None or cached[0] is not value:
                 if name not in wanted:
                     continue  # not (yet) referenced by any head: parse it when it is
-                cached = self._parse_chunk(value)
+                cached = self._parse_chunk(value, wanted[name])
                 self._chunks[name] = cached
             if cached[2] is not None and name in wanted:
                 invalid.append({"kind": CHUNK_KIND, "name": name, "reason": cached[2], "action": IGNORED})
@@ -95,17 +95,17 @@ class ValidatedResources:
                     member = None  # a chunk of another set or bucket under this name: not ours
                 chunks[index] = member
             out[set_name] = SetMembers(set_name, head, tuple(chunks))
-        for key in [k for k in self._last_chunk if k[0] not in heads]:
+        for key in [k for k in self._last_chunk if k[0] not in heads or heads[k[0]].buckets != k[2]]:
             del self._last_chunk[key]
         return out
 
-    def _parse_chunk(self, value: dict[str, Any]) -> tuple[dict[str, Any], ChunkMembers | None, str | None]:
+    def _parse_chunk(self, value: dict[str, Any], buckets: int) -> tuple[dict[str, Any], ChunkMembers | None, str | None]:
         try:
             doc: ChunkDoc = parse_chunk(value)
         except MembersFormatError as exc:
             return value, None, str(exc)
-        members = chunk_members(doc, self._last_chunk.get((doc.set, doc.index)))
-        self._last_chunk[(doc.set, doc.index)] = members
+        members = chunk_members(doc, self._last_chunk.get((doc.set, doc.index, buckets)), buckets)
+        self._last_chunk[(doc.set, doc.index, buckets)] = members
         return value, members, None
 
     def _validate(self, key: tuple[str, str], value: dict[str, Any],

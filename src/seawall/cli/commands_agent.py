@@ -79,7 +79,7 @@ def agent(ctx: click.Context, node: str | None, bpffs: str, run_dir: str, do_cle
     options = AgentOptions(node or _socket.gethostname(), Path(bpffs), Path(run_dir))
     from seawall.agent.lock import AgentLockError
 
-    with _store(ctx, create=True) as store:
+    with _store(ctx, create=True, raw=True) as store:
         daemon = build_agent(store, options)
         signal.signal(signal.SIGTERM, lambda *_: daemon.stop.set())
         signal.signal(signal.SIGINT, lambda *_: daemon.stop.set())

@@ -20,6 +20,7 @@ from seawall.api import (
     ValidationFailed,
     parse_document,
 )
+from seawall.api.errors import shown_repr
 from seawall.cli import operations
 from seawall.cli.common import (
     CliError,
@@ -35,7 +36,8 @@ from seawall.cli.common import (
 )
 from seawall.cli.operations import Mode, with_resource_version
 from seawall.cli.output import FORMATS, render
-from seawall.datastore import Datastore, DatastoreError, Delete, NotFound, Update
+from seawall.datastore import Conflict, Datastore, DatastoreError, Delete, NotFound, Update
+from seawall.datastore.documents import Documents, InvalidNets
 
 
 def _write(ctx: click.Context, mode: Mode, files: tuple[str, ...], recursive: bool, *, skip: bool = False) -> None:
@@ -211,11 +213,25 @@ def _update_in_place(store: Datastore, item: ParsedResource, old: dict[str, Any]
 @click.command()
 @click.argument("kind")
 @click.argument("name")
-@click.option("-p", "--patch", "patch_text", required=True, help="JSON merge patch (RFC 7386).")
+@click.option("-p", "--patch", "patch_text", default=None, help="JSON merge patch (RFC 7386).")
+@click.option("--add-nets", "add_nets", multiple=True, metavar="CIDR[,CIDR...]",
+              help="GlobalNetworkSet only: nets to add (repeatable, comma-separated); writes only what changes.")
+@click.option("--remove-nets", "remove_nets", multiple=True, metavar="CIDR[,CIDR...]",
+              help="GlobalNetworkSet only: nets to remove (repeatable, comma-separated).")
+@click.option("--resource-version", "resource_version", default=None,
+              help="With --add-nets/--remove-nets: fail unless the set is at this resourceVersion.")
 @click.pass_context
-def patch(ctx: click.Context, kind: str, name: str, patch_text: str) -> None:
-    """Apply a JSON merge patch to one resource (compare-and-swap)."""
+def patch(ctx: click.Context, kind: str, name: str, patch_text: str | None, add_nets: tuple[str, ...],
+          remove_nets: tuple[str, ...], resource_version: str | None) -> None:
+    """Apply a JSON merge patch to one resource (compare-and-swap), or add/remove a set's nets."""
     info = _kind(kind)
+    if add_nets or remove_nets:
+        if patch_text is not None:
+            raise CliError("patch: give either -p or --add-nets/--remove-nets, not both")
+        _patch_nets(ctx, info, name, _net_list(add_nets), _net_list(remove_nets), resource_version)
+        return
+    if patch_text is None:
+        raise CliError("patch: give -p PATCH, or --add-nets/--remove-nets for a GlobalNetworkSet")
     try:
         patch_doc = json.loads(patch_text)
     except json.JSONDecodeError as exc:
@@ -233,6 +249,35 @@ def patch(ctx: click.Context, kind: str, name: str, patch_text: str) -> None:
         item = _validate_edited(info, name, merge_patch(old, patch_doc), "patch")
         _update_in_place(store, item, old, revision)
     click.echo(f"Successfully patched 1 '{info.kind}' resource")
+
+
+def _net_list(values: tuple[str, ...]) -> list[str]:
+    return [net.strip() for value in values for net in value.split(",") if net.strip()]
+
+
+def _patch_nets(ctx: click.Context, info: KindInfo, name: str, add: list[str], remove: list[str],
+                resource_version: str | None) -> None:
+    """The member path: only the chunks holding the changed nets are rewritten (``Documents.patch_nets``)."""
+    if info.kind != "GlobalNetworkSet":
+        raise CliError(f"patch: --add-nets/--remove-nets apply to a GlobalNetworkSet, not a {info.kind}")
+    both = sorted(set(add) & set(remove))
+    if both:
+        raise CliError(f"patch: {', '.join(both)}: in both --add-nets and --remove-nets; nothing was written")
+    expected = None
+    if resource_version not in (None, ""):
+        expected = int(_patch_resource_version({"metadata": {"resourceVersion": resource_version}}, f"{info.kind}({name})") or 0)
+    with _store(ctx) as store:
+        assert isinstance(store, Documents)
+        try:
+            store.patch_nets(name, add, remove, expected_revision=expected)
+        except InvalidNets as exc:
+            lines = [f"patch of {info.kind}({name}): nets: {shown_repr(value)}: {reason}" for value, reason in exc.bad]
+            raise CliError("\n".join([*lines, "nothing was written"])) from None
+        except NotFound:
+            raise CliError(f"resource does not exist: {info.kind}({name})") from None
+        except Conflict as exc:
+            raise CliError(f"patch: conflict: {exc}; nothing was written (get it again and retry)") from None
+    click.echo(f"Successfully patched 1 '{info.kind}' resource ({len(add)} net(s) added, {len(remove)} removed)")
 
 
 def _patch_resource_version(patch_doc: dict[str, Any], what: str) -> str | None:

@@ -20,6 +20,7 @@ from seawall.cli import operations
 from seawall.cli.global_options import _ETCD_KEYWORDS, _globals
 from seawall.cli.inputs import read_documents
 from seawall.datastore import Datastore, DatastoreError, open_datastore
+from seawall.datastore.documents import Documents
 
 
 class CliError(click.ClickException):
@@ -59,11 +60,13 @@ def _warn(items: Sequence[ParsedResource]) -> None:
 
 
 @contextmanager
-def _store(ctx: click.Context, *, reading: bool = False, create: bool | None = None) -> Iterator[Datastore]:
-    """The datastore the global options name. ``create`` None: a missing SQLite
-    store is created by the first write only, so a read or a failed write
+def _store(ctx: click.Context, *, reading: bool = False, create: bool | None = None, raw: bool = False) -> Iterator[Datastore]:
+    """The datastore the global options name, as whole documents (big sets are
+    stored chunked: ``seawall.datastore.documents``). ``create`` None: a missing
+    SQLite store is created by the first write only, so a read or a failed write
     leaves nothing behind; ``reading``: a read-only command, which says on
-    stderr when the store does not exist yet (it reads as empty)."""
+    stderr when the store does not exist yet (it reads as empty); ``raw``: the
+    backend as stored (the agent reads chunks itself)."""
     try:
         given = _globals(ctx)
         etcd_options = {keyword: given.get(name) for name, keyword in _ETCD_KEYWORDS.items()}
@@ -71,7 +74,7 @@ def _store(ctx: click.Context, *, reading: bool = False, create: bool | None = N
     except DatastoreError as exc:
         raise CliError(f"cannot open datastore: {exc}") from None
     try:
-        yield store
+        yield store if raw else Documents(store)
     except DatastoreError as exc:
         raise CliError(f"datastore error: {exc}; nothing was written") from None
     finally:

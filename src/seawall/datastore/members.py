@@ -1,0 +1,151 @@
+"""How a big GlobalNetworkSet is cut into content-named member chunks (the writing side).
+
+A set of ``CHUNKED_MIN_NETS`` nets or more is stored as a head (the document
+without ``spec.nets``, plus the ``seawallMembers`` manifest) and one
+``SeawallNetChunk`` per non-empty bucket (format: ``seawall.api.members``).
+A net's bucket is the CRC-32 of its canonical text, so a change to a few nets
+touches the few chunks that hold them; a chunk is named after a digest of its
+content, so a chunk that did not change keeps its name and is not rewritten,
+and a reader that sees a name knows exactly what it holds. Chunked nets are
+stored in canonical form (``10.0.0.1`` is stored ``10.0.0.1/32``), which means
+the same to Calico and the agent and lets a removal find its bucket.
+
+Pure: no I/O (``seawall.datastore.documents`` does the reading and writing).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from seawall.api.cidr_bulk import canonical_texts
+from seawall.api.members import (
+    CHUNK_API_VERSION,
+    CHUNK_KIND,
+    MEMBERS_KEY,
+    MEMBERS_VERSION,
+    MembersHead,
+    chunk_name,
+    parse_head,
+    without_manifest,
+)
+
+CHUNKED_MIN_NETS = 4096  # below this a set is stored plain, as Calico stores it
+TARGET_CHUNK_NETS = 1024  # nets per chunk the bucket count aims at (~20 KB of JSON)
+MIN_BUCKETS = 8
+MAX_BUCKETS = 4096
+
+
+def bucket_count_for(count: int) -> int:
+    """A power of two in [MIN_BUCKETS, MAX_BUCKETS] giving ~TARGET_CHUNK_NETS nets per chunk."""
+    buckets = MIN_BUCKETS
+    while buckets < MAX_BUCKETS and buckets * TARGET_CHUNK_NETS < count:
+        buckets *= 2
+    return buckets
+
+
+def chunk_digest(set_name: str, buckets: int, index: int, nets: Sequence[str]) -> str:
+    """16 hex digits naming a chunk's content (its set, bucketing and sorted nets)."""
+    h = hashlib.blake2b(digest_size=8)
+    h.update(f"{set_name}\n{buckets}\n{index}\n".encode())
+    h.update("\n".join(nets).encode())
+    return h.hexdigest()
+
+
+def chunk_value(set_name: str, buckets: int, index: int, nets: Sequence[str]) -> tuple[str, dict[str, Any]]:
+    """(name, stored document) of bucket ``index``'s chunk holding ``nets`` (sorted canonical texts)."""
+    name = chunk_name(set_name, chunk_digest(set_name, buckets, index, nets))
+    return name, {
+        "apiVersion": CHUNK_API_VERSION,
+        "kind": CHUNK_KIND,
+        "metadata": {"name": name},
+        "set": set_name,
+        "index": index,
+        "nets": list(nets),
+    }
+
+
+class NotCanonical(ValueError):
+    """A net that is not a CIDR reached the chunk writer (validation should have refused it)."""
+
+
+def canonical_nets(nets: Sequence[object]) -> list[str]:
+    """The distinct canonical texts of validated nets, in first-seen order."""
+    texts = canonical_texts(nets)
+    for value, text in zip(nets, texts, strict=True):
+        if text is None:
+            raise NotCanonical(f"spec.nets: {value!r} is not a CIDR")
+    return list(dict.fromkeys(texts))  # type: ignore[arg-type]
+
+
+def bucketed(nets: Iterable[str], buckets: int) -> list[list[str]]:
+    """Canonical nets grouped by bucket, each bucket sorted."""
+    groups: list[list[str]] = [[] for _ in range(buckets)]
+    mask = buckets - 1
+    crc = zlib.crc32
+    for net in nets:
+        groups[crc(net.encode()) & mask].append(net)
+    for group in groups:
+        group.sort()
+    return groups
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkedSet:
+    """A set as stored chunked: its head document and its chunks by name."""
+
+    head: dict[str, Any]
+    chunks: dict[str, dict[str, Any]]  # name -> stored chunk document
+    manifest: MembersHead
+
+
+def head_value(document: Mapping[str, Any], count: int, buckets: int, digests: Sequence[str]) -> dict[str, Any]:
+    """The stored head: the document without ``spec.nets``, with the manifest."""
+    head = {k: v for k, v in document.items() if k != MEMBERS_KEY}
+    spec = {k: v for k, v in (head.get("spec") or {}).items() if k != "nets"}
+    head["spec"] = spec
+    head[MEMBERS_KEY] = {"version": MEMBERS_VERSION, "count": count, "buckets": buckets, "chunks": list(digests)}
+    return head
+
+
+def chunked_from_groups(document: Mapping[str, Any], set_name: str, groups: Sequence[Sequence[str]]) -> ChunkedSet:
+    """Head + chunks for bucketed canonical nets (one sorted group per bucket)."""
+    digests: list[str] = []
+    chunks: dict[str, dict[str, Any]] = {}
+    for index, group in enumerate(groups):
+        if not group:
+            digests.append("")
+            continue
+        name, value = chunk_value(set_name, len(groups), index, group)
+        digests.append(name[len(set_name) + 1:])
+        chunks[name] = value
+    count = sum(map(len, groups))
+    head = head_value(document, count, len(groups), digests)
+    return ChunkedSet(head, chunks, MembersHead(count, len(groups), tuple(digests)))
+
+
+def chunked_document(document: Mapping[str, Any]) -> ChunkedSet | None:
+    """A GlobalNetworkSet document as stored chunked, or None when it stays plain."""
+    nets = (document.get("spec") or {}).get("nets") or []
+    if len(nets) < CHUNKED_MIN_NETS:
+        return None
+    canonical = canonical_nets(nets)
+    if len(canonical) < CHUNKED_MIN_NETS:
+        return None
+    name = document["metadata"]["name"]
+    return chunked_from_groups(document, name, bucketed(canonical, bucket_count_for(len(canonical))))
+
+
+def manifest_of(value: Mapping[str, Any] | None) -> MembersHead | None:
+    """The manifest of a stored GlobalNetworkSet value (None: stored plain or absent)."""
+    return parse_head(value) if value is not None else None
+
+
+def plain_document(head: Mapping[str, Any], chunk_nets: Iterable[Sequence[str]]) -> dict[str, Any]:
+    """A chunked set as the plain GlobalNetworkSet document Calico's tools show."""
+    doc = without_manifest(head)
+    doc["spec"] = {**(doc.get("spec") or {}), "nets": [net for nets in chunk_nets for net in nets]}
+    return doc
