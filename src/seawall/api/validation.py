@@ -147,18 +147,30 @@ CATCH_ALL_WARNING = (
 
 
 def _check_network_set(resource: models.GlobalNetworkSet, out: _Collector) -> None:
+    """One bulk pass finds the nets already in canonical form (``cidr_bulk``: a 1M-net
+    set of /24s in ~0.8 s, not ~60 s of ``ipaddress``); only the others are parsed,
+    for their error or their host-bits warning."""
+    from seawall.api.cidr_bulk import canonical_texts  # numpy: loaded when a set is validated, not at CLI start
+
     nets = resource.spec.nets or []
-    bad = check_set_nets(nets)
-    for index, value, reason in bad:
-        out.error(f"spec.nets[{index}]", reason, value)
-    if not bad:
-        _warn_set_nets(nets, out)
+    texts = canonical_texts(nets)
+    bad = check_set_nets([net for net, text in zip(nets, texts, strict=True) if text is None])
+    if bad:
+        where = [index for index, text in enumerate(texts) if text is None]
+        for position, value, reason in bad:
+            out.error(f"spec.nets[{where[position]}]", reason, value)
+        return
+    _warn_set_nets(nets, texts, out)
 
 
-def _warn_set_nets(nets: list[str], out: _Collector) -> None:
-    """Catch-all and host-bits warnings, cheaply: only nets with a '/' that is not
-    /32 or /128 are parsed (a 1M-net set of /32s costs one string scan per net)."""
-    for index, net in enumerate(nets):
+def _warn_set_nets(nets: list[str], texts: list[str | None], out: _Collector) -> None:
+    """Catch-all and host-bits warnings: canonical nets need no parsing; of the
+    others only those with a '/' that is not /32 or /128 are parsed."""
+    for index, (net, text) in enumerate(zip(nets, texts, strict=True)):
+        if text == net:
+            if net.endswith("/0"):
+                out.warn(f"spec.nets[{index}]", f"{net}: {CATCH_ALL_WARNING}")
+            continue
         if type(net) is not str or "/" not in net or net.endswith("/128") or (net.endswith("/32") and ":" not in net):
             continue  # a full-length prefix has no host bits (an IPv6 /32 can)
         try:

@@ -17,6 +17,7 @@ from typing import Any
 
 from seawall.api import DocumentError, FieldError, ParsedResource, ValidationFailed, to_document
 from seawall.datastore import Create, Datastore, Delete, KeyValue, NotFound, Op, Update
+from seawall.datastore.documents import Documents
 
 Key = tuple[str, str]
 
@@ -35,10 +36,12 @@ class Plan:
 
 
 def read_current(store: Datastore, keys: Sequence[Key]) -> dict[Key, KeyValue | None]:
+    """What is stored under ``keys`` (metadata and revisions: a big set's members are not read)."""
+    read = store.head if isinstance(store, Documents) else store.get
     current: dict[Key, KeyValue | None] = {}
     for kind, name in keys:
         try:
-            current[(kind, name)] = store.get(kind, name)
+            current[(kind, name)] = read(kind, name)
         except NotFound:
             current[(kind, name)] = None
     return current

@@ -82,6 +82,14 @@ class Documents(Datastore):
                 return whole
         raise DatastoreError(f"{kind}({name}): its member chunks keep changing or are missing; try again")
 
+    def head(self, kind: str, name: str) -> KeyValue:
+        """The resource as stored, without a chunked set's members (its metadata and
+        revisions, cheaply: what a writer needs to plan a write)."""
+        kv = self.store.get(kind, name)
+        if kind == GNS and _manifest(kv.value) is not None:
+            return KeyValue(kv.kind, kv.name, layout.plain_document(kv.value, ()), kv.create_revision, kv.mod_revision)
+        return kv
+
     def list(self, kind: str | None = None) -> ListResult:
         for _ in range(_READ_ATTEMPTS):
             listing = self.store.list(kind)
