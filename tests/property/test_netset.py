@@ -68,3 +68,38 @@ def test_a_small_change_to_a_big_set_shares_the_other_buckets() -> None:
     assert union.shared_buckets(big) >= len(big._buckets) - 2
     assert len(big._buckets) <= BUCKETS
     assert as_netset(big) is big and big.with_changes() is big and big.with_changes(removed=["1.1.1.1/32"]) is big
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(NETS, min_size=2, max_size=4), st.lists(st.tuples(st.integers(0, 3), NETS, NETS), min_size=1, max_size=4))
+def test_a_remembered_change_is_the_exact_difference_through_unions(
+        parts: list[frozenset[str]], steps: list[tuple[int, frozenset[str], frozenset[str]]]) -> None:
+    """``with_changes`` and a union of changed parts remember what changed; that must be
+    exactly what a diff of the members finds (a net in two parts stays until both drop it)."""
+    sets = [NetSet(p) for p in parts]
+    union = NetSet.union(sets)
+    for which, added, removed in steps:
+        which %= len(sets)
+        old_sets, old_union = list(sets), union
+        changed = sets[which].with_changes(added, removed)
+        delta = changed.delta_from(sets[which])
+        if delta is not None:
+            assert delta == (frozenset(changed) - frozenset(sets[which]), frozenset(sets[which]) - frozenset(changed))
+        sets[which] = changed
+        union = NetSet.union(sets, (old_sets, old_union))
+        assert union == frozenset().union(*map(frozenset, sets))
+        known = union.delta_from(old_union)
+        if known is not None:
+            assert known == (frozenset(union) - frozenset(old_union), frozenset(old_union) - frozenset(union))
+        assert union.changes_from(old_union) == (frozenset(union) - frozenset(old_union), frozenset(old_union) - frozenset(union))
+
+
+def test_a_change_to_a_big_set_is_known_without_a_diff() -> None:
+    big = NetSet(f"10.{i >> 8}.{i & 255}.0/24" for i in range(50_000))
+    small = NetSet(["1.2.3.4/32"])
+    union = NetSet.union([small, big])
+    bigger = big.with_changes(["192.0.2.0/24", "1.2.3.4/32"], ["10.0.0.0/24"])
+    newer = NetSet.union([small, bigger], ([small, big], union))
+    assert newer.delta_from(union) == (frozenset({"192.0.2.0/24"}), frozenset({"10.0.0.0/24"}))
+    assert bigger.delta_from(big) == (frozenset({"192.0.2.0/24", "1.2.3.4/32"}), frozenset({"10.0.0.0/24"}))
+    assert newer.delta_from(big) is None  # only from the version it was made from

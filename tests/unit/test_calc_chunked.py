@@ -99,3 +99,35 @@ def test_a_head_that_turns_bad_keeps_the_last_valid_version() -> None:
     snapshot, invalid = validated.update([SEED[0], ("GlobalNetworkSet", "dos-mitigation", head), *items[1:], SEED[2]])
     assert [(i["name"], i["action"]) for i in invalid] == [("dos-mitigation", "kept the last valid version")]
     assert _xdp(compute(snapshot, "jasper", ETH0)) == frozenset(NETS)
+
+
+def test_chunks_written_before_their_head_are_parsed_on_arrival_so_the_head_costs_only_the_swap(monkeypatch) -> None:
+    from seawall.calc import members as members_module
+
+    validated, memo = ValidatedResources(), CalcMemo()
+    old = chunked("dos-mitigation", NETS)
+    compute(validated.update([SEED[0], *old, SEED[2]])[0], "jasper", ETH0, memo)
+    more = [*NETS[1:], "203.0.113.9/32"]
+    new = chunked("dos-mitigation", more)
+    new_chunks = [c for c in new[1:] if c[1] not in {o[1] for o in old}]
+    parsed: list[object] = []
+    real = members_module.canonical_or_none
+    monkeypatch.setattr(members_module, "canonical_or_none", lambda v: parsed.append(v) or real(v))
+    # the writer's first step: new chunks beside the old head (which does not name them)
+    early = compute(validated.update([SEED[0], *old, *new_chunks, SEED[2]])[0], "jasper", ETH0, memo)
+    assert _xdp(early) == frozenset(NETS)  # still the old head's set
+    assert sorted(map(str, parsed)) == sorted(["203.0.113.9/32", NETS[0]])
+    parsed.clear()
+    swapped = compute(validated.update([SEED[0], *new, SEED[2]])[0], "jasper", ETH0, memo)
+    assert parsed == [] and _xdp(swapped) == frozenset(more)
+
+
+def test_an_early_chunk_of_another_bucket_count_or_a_foreign_index_waits_for_its_head() -> None:
+    validated = ValidatedResources()
+    old = chunked("dos-mitigation", NETS)
+    validated.update([SEED[0], *old, SEED[2]])
+    stray = (CHUNK_KIND, "dos-mitigation.00000000000000aa",
+             {**old[1][2], "index": BUCKETS + 3, "metadata": {"name": "dos-mitigation.00000000000000aa"}})
+    snapshot, invalid = validated.update([SEED[0], *old, stray, SEED[2]])
+    assert not invalid and "dos-mitigation.00000000000000aa" not in validated._chunks
+    assert compute(snapshot, "jasper", ETH0).xdp.interfaces[0].cidrs == frozenset(NETS)

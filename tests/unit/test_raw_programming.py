@@ -259,3 +259,15 @@ def test_driver_reports_errors_per_family() -> None:
     report = RawDriver("Legacy", runner=runner).reconcile(RenderedRaw({4: TABLE}, {}))
     assert not report.ok and "boom" in report.families[4].errors[0]
     assert report.families[6].errors == []  # the other family is still programmed
+
+
+def test_plan_churn_small_against_a_big_set_goes_in_place() -> None:
+    """A feed's churn (more than SWAP_THRESHOLD lines, under an eighth of the set) is add/del lines, not a rebuild."""
+    have = {f"{10 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}.0/24" for i in range(200_000)}
+    gone = set(sorted(have)[: I.SWAP_THRESHOLD])
+    new = {f"60.{i // 256}.{i % 256}.0/24" for i in range(I.SWAP_THRESHOLD)}
+    want = (have - gone) | new
+    plan = I.plan_sets({"sw4-a": content("sw4-a", want)}, {"sw4-a": info("sw4-a", len(have), maxelem=1 << 19)}, {"sw4-a": have})
+    lines = plan.script.splitlines()
+    assert not plan.changes["sw4-a"].swapped and len(lines) == 2 * I.SWAP_THRESHOLD
+    assert {line.split()[0] for line in lines} == {"add", "del"}

@@ -233,3 +233,56 @@ def test_a_slash_zero_beside_a_million_slots_touches_only_the_top_words() -> Non
     assert len(tables.remove("0.0.0.0/0")) == 4
     assert not FakeMaps(tables.compile()).blocked("203.0.113.9")
     assert len(tables.add("::/0")) == 4 and len(tables.remove("::/0")) == 4
+
+
+def _runs(writes: list[Write]) -> list[list[Write]]:
+    """The batches ``PinnedMaps.apply`` sends: consecutive writes to one table, all sets or all deletes."""
+    runs: list[list[Write]] = []
+    for w in writes:
+        if runs and runs[-1][0].kind is w.kind and (runs[-1][0].value is None) == (w.value is None):
+            runs[-1].append(w)
+        else:
+            runs.append([w])
+    return runs
+
+
+def _pointers_valid(maps: FakeMaps) -> bool:
+    """Every /24 the L1 words mark as 'look in L2' has its L2 entry (no dangling pointer)."""
+    for word_index, value in maps.arrays[MapKind.V4L1].items():
+        word = int.from_bytes(value, "little")
+        for i in range(32):
+            if (word >> (2 * i)) & 3 == 2 and struct.pack("<I", word_index * 32 + i) not in maps.hashes[MapKind.V4L2]:
+                return False
+    return True
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.sets(cidr, max_size=30), st.sets(cidr, max_size=30), st.data())
+def test_many_changes_at_once_match_the_bulk_build_and_keep_pointers_valid_between_batches(
+        before: set[str], added: set[str], data: st.DataObject) -> None:
+    before = {str(ipaddress.ip_network(c, strict=False)) for c in before}
+    added = {str(ipaddress.ip_network(c, strict=False)) for c in added}
+    removed = set(data.draw(st.lists(st.sampled_from(sorted(before)), unique=True))) if before else set()
+    removed |= set(data.draw(st.lists(st.just("not-a-cidr"), max_size=1)))  # a value that never was a CIDR
+    tables = BlocklistTables.from_cidrs(sorted(before))
+    maps = FakeMaps(tables.compile())
+    writes = tables.apply_changes(sorted(added), sorted(removed))
+    for run in _runs(writes):
+        maps.apply(run)
+        assert _pointers_valid(maps)
+    after = (before - removed) | added
+    assert maps.state() == FakeMaps(BlocklistTables.from_cidrs(sorted(after)).compile()).state()
+    assert sorted(tables.cidrs()) == sorted(after)
+    for address in probes(after | (removed - {"not-a-cidr"}))[:60]:
+        assert maps.blocked(address) == contained(after, address), address
+
+
+def test_churn_of_thirty_thousand_in_a_large_set_rewrites_only_the_touched_slots() -> None:
+    nets = [f"{10 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}.0/24" for i in range(200_000)]
+    tables = BlocklistTables.from_cidrs(nets + ["10.0.0.7/32"])
+    gone, new = nets[:15_000], [f"{60 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}.0/24" for i in range(15_000)]
+    writes = tables.apply_changes(new, gone)
+    kinds = {w.kind for w in writes}
+    assert kinds == {MapKind.V4L1, MapKind.V4L2}  # 10.0.0.0/24 goes: its /32 needs an L2 entry again
+    assert len([w for w in writes if w.kind is MapKind.V4L1]) <= 2 * 15_000 // 32 + 2
+    assert "10.0.0.7/32" in tables and nets[15_000] in tables and new[-1] in tables and nets[0] not in tables

@@ -10,6 +10,7 @@ rebuild of one ``NetSet`` bucket. Pure.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from seawall.api.cidr import parse_cidr
@@ -77,7 +78,10 @@ def _strays(canonical: frozenset[str], index: int, buckets: int, raw: frozenset[
 def chunk_members(doc: ChunkDoc, previous: ChunkMembers | None, buckets: int) -> ChunkMembers:
     """Parse a chunk of a set of ``buckets`` buckets; with the previous chunk of the
     same bucket, parse only what differs. Members of another bucket count as bad."""
-    hashable = [n for n in doc.nets if isinstance(n, (str, int, float, bool, type(None)))]
+    if set(map(type, doc.nets)) <= {str}:  # the usual case, checked in a C loop
+        hashable: Sequence[object] = doc.nets
+    else:
+        hashable = [n for n in doc.nets if isinstance(n, (str, int, float, bool, type(None)))]
     unhashable = len(hashable) != len(doc.nets)
     raw = frozenset(hashable)
     if previous is not None and previous.one_to_one and not unhashable:

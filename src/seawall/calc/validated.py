@@ -35,6 +35,7 @@ class ValidatedResources:
         # chunk name -> (stored document, its members or None, why invalid or None)
         self._chunks: dict[str, tuple[dict[str, Any], ChunkMembers | None, str | None]] = {}
         self._last_chunk: dict[tuple[str, int, int], ChunkMembers] = {}  # (set, bucket, buckets) -> the chunk parsed last
+        self._parsed_for: dict[str, int] = {}  # chunk name -> the bucket count it was parsed for
 
     def update(self, items: Iterable[tuple[str, str, dict[str, Any]]]) -> tuple[Snapshot, list[dict[str, Any]]]:
         """The full current list of stored (kind, name, document) -> the snapshot
@@ -76,15 +77,23 @@ class ValidatedResources:
         for name, value in chunk_docs:
             present.add(name)
             cached = self._chunks.get(name)
-            if cached is None or cached[0] is not value:
-                if name not in wanted:
-                    continue  # not (yet) referenced by any head: parse it when it is
-                cached = self._parse_chunk(value, wanted[name])
+            buckets = wanted.get(name)
+            if buckets is None:
+                # Not (yet) referenced: a writer puts a big change's chunks in before the
+                # head that names them. Parse it now, against the bucket count of its set's
+                # current head, so that the head's arrival costs only the swap.
+                buckets = self._early_buckets(name, value, heads)
+                if buckets is None:
+                    continue
+            if cached is None or cached[0] is not value or self._parsed_for.get(name) != buckets:
+                cached = self._parse_chunk(value, buckets)
                 self._chunks[name] = cached
+                self._parsed_for[name] = buckets
             if cached[2] is not None and name in wanted:
                 invalid.append({"kind": CHUNK_KIND, "name": name, "reason": cached[2], "action": IGNORED})
         for name in set(self._chunks) - present:
             del self._chunks[name]
+            self._parsed_for.pop(name, None)
         out: dict[str, SetMembers] = {}
         for set_name, head in heads.items():
             chunks: list[ChunkMembers | None] = [None] * head.buckets
@@ -98,6 +107,18 @@ class ValidatedResources:
         for key in [k for k in self._last_chunk if k[0] not in heads or heads[k[0]].buckets != k[2]]:
             del self._last_chunk[key]
         return out
+
+    @staticmethod
+    def _early_buckets(name: str, value: dict[str, Any], heads: dict[str, MembersHead]) -> int | None:
+        """The bucket count to parse an unreferenced chunk for: its set's current head's,
+        when the chunk claims a bucket of it; else None (left until a head names it)."""
+        if not isinstance(value, dict):
+            return None
+        set_name, index = value.get("set"), value.get("index")
+        head = heads.get(set_name) if isinstance(set_name, str) else None
+        if head is None or not isinstance(index, int) or not 0 <= index < head.buckets:
+            return None
+        return head.buckets
 
     def _parse_chunk(self, value: dict[str, Any], buckets: int) -> tuple[dict[str, Any], ChunkMembers | None, str | None]:
         try:

@@ -206,7 +206,10 @@ class Documents(Datastore):
             doc = {**kv.value, "spec": {**(kv.value.get("spec") or {}), "nets": new_nets}}
             return self.commit([Update(GNS, kv.name, doc, kv.mod_revision)])[0]
         buckets = manifest.buckets
-        touched = {bucket_of(net, buckets) for net in (*adding, *removing)}
+        adding_by_bucket: dict[int, set[str]] = {}
+        for net in adding:
+            adding_by_bucket.setdefault(bucket_of(net, buckets), set()).add(net)
+        touched = set(adding_by_bucket) | {bucket_of(net, buckets) for net in removing}
         names = manifest.chunk_names(kv.name)
         found = self._fetch(names[i] for i in touched if i in names)
         groups: dict[int, builtins.list[str]] = {}
@@ -216,7 +219,7 @@ class Documents(Datastore):
             if old_name is not None and old_name not in found:
                 raise _ChunksMoved()
             old = set(found[old_name]["nets"]) if old_name is not None else set()
-            new = (old - removing) | {n for n in adding if bucket_of(n, buckets) == index}
+            new = (old - removing) | adding_by_bucket.get(index, set())
             count += len(new) - len(old)
             groups[index] = sorted(new)
         if count < layout.CHUNKED_MIN_NETS // 2 or layout.bucket_count_for(count) > 2 * buckets:

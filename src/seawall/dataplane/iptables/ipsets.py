@@ -29,8 +29,11 @@ OUR_PREFIXES = tuple(f"{IPSET_PREFIX}{v}{t}-" for v in ("4", "6") for t in ("", 
 MAX_NAME = 31
 MIN_MAXELEM = 65536
 MIN_HASHSIZE = 1024
-#: More add/del lines than this (or than half the target) and the set is rebuilt and swapped.
+#: More add/del lines than this and than an eighth of the target (or than half of it)
+#: and the set is rebuilt and swapped; fewer (a feed's 30,000 against a million: one
+#: restore of add/del lines, ~50 ms in the kernel, each line atomic) go in place.
 SWAP_THRESHOLD = 10_000
+SWAP_FRACTION = 8
 
 
 def is_ours(name: str) -> bool:
@@ -220,11 +223,18 @@ def plan_sets(desired: Mapping[str, IpSetContent], existing: Mapping[str, SetInf
             changes[name] = SetChange(name, len(want), added=len(want), created=True)
             continue
         have = current.get(name, frozenset())
-        adds, dels = (frozenset(), frozenset()) if want is have else (want - have, have - want)
+        adds: AbstractSet[str]
+        dels: AbstractSet[str]
+        if want is have:
+            adds, dels = frozenset(), frozenset()
+        elif isinstance(want, NetSet) and isinstance(have, NetSet):
+            adds, dels = want.changes_from(have)  # by bucket, or the change itself when ``want`` was made from ``have``
+        else:
+            adds, dels = want - have, have - want
         delta = len(adds) + len(dels)
         compatible = info.type == "hash:net" and info.family == content.family
         if not compatible or info.maxelem < len(want) or (info.maxelem < need_max and delta) \
-                or delta > SWAP_THRESHOLD or (delta > 1000 and delta > len(want) // 2):
+                or (delta > SWAP_THRESHOLD and delta > len(want) // SWAP_FRACTION) or (delta > 1000 and delta > len(want) // 2):
             lines.append(f"create {tmp} {header}")
             lines.extend(f"add {tmp} {m}" for m in want)
             lines.append(f"swap {tmp} {name}")

@@ -56,6 +56,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -321,22 +322,45 @@ _V4_LINES = re.compile(rf"(?:{_V4_LINE}\n)*{_V4_LINE}", re.ASCII)
 
 def _suspect(cidrs: NetSet, family: int) -> bool:
     """Does any member need the slow path (for IPv4: anything but plain
-    ``a.b.c.d/len``; for IPv6: non-ASCII or a zone)? Buckets seen clean before are
-    not looked at again, so a new version of a big set costs its changed buckets."""
+    ``a.b.c.d/len``; for IPv6: non-ASCII or a zone)? A set made by a known change
+    from one found clean costs what was added; otherwise buckets seen clean before
+    are not looked at again, so a new version of a big set costs its changed buckets."""
+    parent, added = cidrs.parent(), cidrs.added_since_parent()
+    if parent is not None and added is not None and _CLEAN_SETS.get((id(parent), family)) is parent:
+        if _clean_texts(added, family):
+            _remember_clean(cidrs, family)
+            return False
+        return True
     if len(_CLEAN_BUCKETS) > _CLEAN_BUCKETS_MAX:
         _CLEAN_BUCKETS.clear()
     for bucket in cidrs.buckets():
         if _CLEAN_BUCKETS.get(id(bucket)) is bucket:
             continue
-        text = "\n".join(bucket)
-        if family == 4:
-            clean = _V4_LINES.fullmatch(text) is not None
-        else:
-            clean = text.isascii() and "%" not in text
-        if not clean:
+        if not _clean_texts(bucket, family):
             return True
         _CLEAN_BUCKETS[id(bucket)] = bucket
+    _remember_clean(cidrs, family)
     return False
+
+
+# (id of a NetSet, family) -> the set: whole sets found clean (the last few; a new
+# version made from one of them by a known change is checked by what it added)
+# version made from one of them by a known change is checked by what it added); weak:
+# never what keeps an old version of a big set alive
+_CLEAN_SETS: weakref.WeakValueDictionary[tuple[int, int], NetSet] = weakref.WeakValueDictionary()
+
+
+def _remember_clean(cidrs: NetSet, family: int) -> None:
+    _CLEAN_SETS[(id(cidrs), family)] = cidrs
+
+
+def _clean_texts(texts: Iterable[str], family: int) -> bool:
+    text = "\n".join(texts)
+    if not text:
+        return True
+    if family == 4:
+        return _V4_LINES.fullmatch(text) is not None
+    return text.isascii() and "%" not in text
 
 
 @lru_cache(maxsize=8)

@@ -128,17 +128,34 @@ class BlocklistMaps:
         libbpf.map_update(self.fds["sw_cfg"], _ZERO_KEY, _CFG.pack(self.active_slot(), shift))
 
     def apply(self, writes: Iterable[Write], *, slot: int | None = None) -> int:
-        """Apply incremental writes (in order) to ``slot`` (default: active)."""
+        """Apply incremental writes (in order) to ``slot`` (default: active). A run
+        of consecutive writes to one table (all sets or all deletes) goes in as one
+        batch: the order between runs, which is what keeps pointers valid, holds."""
         target = self.active_slot() if slot is None else slot
         count = 0
+        run: list[Write] = []
         for write in writes:
-            fd = self._table(write.kind, target)
+            if run and (write.kind is not run[0].kind or (write.value is None) != (run[0].value is None)):
+                self._apply_run(run, target)
+                run = []
+            run.append(write)
+            count += 1
+        if run:
+            self._apply_run(run, target)
+        return count
+
+    def _apply_run(self, run: list[Write], slot: int) -> None:
+        fd = self._table(run[0].kind, slot)
+        if len(run) == 1:
+            write = run[0]
             if write.value is None:
                 libbpf.map_delete(fd, write.key)
             else:
                 libbpf.map_update(fd, write.key, write.value)
-            count += 1
-        return count
+        elif run[0].value is None:
+            libbpf.map_delete_batch(fd, b"".join(w.key for w in run), len(run))
+        else:
+            libbpf.map_update_batch(fd, b"".join(w.key for w in run), b"".join(w.value or b"" for w in run), len(run))
 
     def clear_slot(self, slot: int, *, known_keys: Mapping[MapKind, bytes] | None = None) -> None:
         """Empty a slot's tables. ``known_keys`` (packed keys per hash table)

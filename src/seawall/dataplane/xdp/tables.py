@@ -165,6 +165,7 @@ class BlocklistTables:
         self._v4_by_len: list[set[int]] = [set() for _ in range(33)]  # length -> networks
         self._v4_state = np.zeros(V4_SLOTS, dtype=np.uint8)  # what the maps hold, per /24
         self._v4_l2: dict[int, bytes] = {}  # /24 -> 256-bit bitmap (32 bytes LE) the maps hold
+        self._v4_long: dict[int, int] = {}  # /24 -> how many /25../32 prefixes lie in it (blocked or not)
         self._v6_blocked: dict[tuple[int, int], int] = defaultdict(int)  # node -> expansions
         self._v6_below: dict[int, dict[tuple[int, int], int]] = {  # flag -> node -> descendants
             V6_CHILDREN: defaultdict(int), V6_EXACT: defaultdict(int),
@@ -260,6 +261,19 @@ class BlocklistTables:
         """Bulk IPv4 load, vectorised: a million CIDRs in about a second."""
         if not cidrs:
             return
+        parsed = self._parse_v4_many(cidrs)
+        if parsed is None:
+            return
+        networks, lengths = parsed
+        for length in np.unique(lengths).tolist():
+            self._v4_by_len[length].update(networks[lengths == length].tolist())
+        self._v4_rebuild()
+
+    def _parse_v4_many(self, cidrs: list[str], sink: Sink | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+        """(networks, lengths) of many IPv4 CIDR texts, in C loops; the values that
+        are not CIDRs are skipped (and named in ``sink``, default: the tables' own
+        record). None when nothing is left."""
+        sink = self._skipped if sink is None else sink
         try:
             joined = "\n".join(cidrs)
             if not joined.isascii():
@@ -279,19 +293,15 @@ class BlocklistTables:
                 try:
                     parse_cidr(cidr)
                 except CidrParseError as exc:
-                    _skip(cidr, exc, self._skipped)
+                    _skip(cidr, exc, sink)
                     continue
                 good.append(cidr)
             if len(good) == len(cidrs):  # pragma: no cover - parse_cidr accepts what the fast path refused
                 raise CidrParseError("invalid IPv4 CIDR in input")
-            self._load_v4(good)
-            return
+            return self._parse_v4_many(good, sink) if good else None
         addresses = np.frombuffer(packed, dtype=">u4").astype(np.int64)
         masks = ((0xFFFFFFFF << (32 - lengths)) & 0xFFFFFFFF).astype(np.int64)
-        networks = addresses & masks
-        for length in np.unique(lengths).tolist():
-            self._v4_by_len[length].update(networks[lengths == length].tolist())
-        self._v4_rebuild()
+        return addresses & masks, lengths
 
     def _v4_rebuild(self) -> None:
         """Recompute every /24 state and bitmap with numpy (bulk path)."""
@@ -304,11 +314,13 @@ class BlocklistTables:
             span = 1 << (24 - length)  # 1..128 slots
             state[(starts[:, None] + np.arange(span)).ravel()] = STATE_BLOCKED
         slots_parts, words_parts, bits_parts = [], [], []
+        long_slots = []
         for length in range(25, 33):
             networks = self._v4_by_len[length]
             if not networks:
                 continue
             nets = np.fromiter(networks, dtype=np.int64, count=len(networks))
+            long_slots.append(nets >> 8)
             nets = nets[state[nets >> 8] != STATE_BLOCKED]
             width = 1 << (32 - length)  # addresses covered, 1..128
             for part in range(max(1, width // 64)):  # a /25 spans two 64-bit words
@@ -318,6 +330,11 @@ class BlocklistTables:
                 slots_parts.append(nets >> 8)
                 words_parts.append(low >> 6)
                 bits_parts.append(ones << (low & 63).astype(np.uint64))
+        if long_slots:
+            unique_long, counts = np.unique(np.concatenate(long_slots), return_counts=True)
+            self._v4_long = dict(zip(unique_long.tolist(), counts.tolist(), strict=True))
+        else:
+            self._v4_long = {}
         self._v4_l2 = {}
         if slots_parts:
             slots = np.concatenate(slots_parts)
@@ -370,6 +387,7 @@ class BlocklistTables:
         self._v4_by_len[length].add(network)
         if length <= V4_TOP16_MAX:
             return self._top_writes(_top_words(family, network, length))
+        self._count_long(network, length, +1)
         return self._v4_refresh(_v4_slots(network, length))
 
     def remove(self, cidr: str) -> list[Write]:
@@ -395,7 +413,54 @@ class BlocklistTables:
         self._v4_by_len[length].discard(network)
         if length <= V4_TOP16_MAX:
             return self._top_writes(_top_words(family, network, length))
+        self._count_long(network, length, -1)
         return self._v4_refresh(_v4_slots(network, length))
+
+    def _count_long(self, network: int, length: int, delta: int) -> None:
+        if length > 24:
+            slot = network >> 8
+            left = self._v4_long.get(slot, 0) + delta
+            if left:
+                self._v4_long[slot] = left
+            else:
+                self._v4_long.pop(slot, None)
+
+    def apply_changes(self, added: Iterable[str], removed: Iterable[str]) -> list[Write]:
+        """Many changes at once (a feed's churn: 30,000 against a million): ``removed``
+        taken out, then ``added`` put in; the writes, ordered like ``add``'s (L2 entries
+        before the L1 words that point at them, L1 words before the L2 deletes they stop
+        pointing at), so a run of one kind can go to the kernel as one batch. IPv4 is
+        parsed in bulk and every touched /24 recomputed once; IPv6 goes one by one."""
+        v6: list[Write] = []
+        v4_gone: list[str] = []
+        v4_new: list[str] = []
+        for cidr in removed:
+            if isinstance(cidr, str) and ":" in cidr or not isinstance(cidr, str) or cidr in self._skipped:
+                v6.extend(self.remove(cidr))  # IPv6, or a value skipped when it came: forgotten
+            else:
+                v4_gone.append(cidr)
+        for cidr in added:
+            (v6.extend(self.add(cidr)) if isinstance(cidr, str) and ":" in cidr else v4_new.append(cidr))
+        top: set[int] = set()
+        slots: set[int] = set()
+        for cidrs, delta, sink in ((v4_gone, -1, {}), (v4_new, +1, None)):
+            parsed = self._parse_v4_many(cidrs, sink) if cidrs else None
+            if parsed is None:
+                continue
+            for network, length in zip(*(a.tolist() for a in parsed), strict=True):
+                held = self._v4_by_len[length]
+                if (network in held) == (delta > 0):
+                    continue
+                if delta > 0:
+                    held.add(network)
+                else:
+                    held.discard(network)
+                if length <= V4_TOP16_MAX:
+                    top.update(_top_words(4, network, length))
+                else:
+                    self._count_long(network, length, delta)
+                    slots.update(_v4_slots(network, length))
+        return v6 + self._top_writes(sorted(top)) + self._v4_refresh(sorted(slots))
 
     def _top_word(self, index: int) -> int:
         """Word ``index`` of ``top`` as the current prefixes imply it (at most 64
@@ -421,11 +486,11 @@ class BlocklistTables:
     def _short_present(self, family: int, length: int) -> bool:
         return bool(self._v4_by_len[length] if family == 4 else self._v6_short_lengths[length])
 
-    def _top_writes(self, words: range) -> list[Write]:
+    def _top_writes(self, words: Iterable[int]) -> list[Write]:
         """The ``top`` words a short prefix covers, rewritten (they hold no pointers, so order is free)."""
         return [Write(MapKind.TOP, _U32.pack(index), _U64.pack(self._top_word(index))) for index in words]
 
-    def _v4_refresh(self, slots: range) -> list[Write]:
+    def _v4_refresh(self, slots: Iterable[int]) -> list[Write]:
         """Recompute the given /24 slots; L2 writes before the L1 words that point
         at them, L1 words before the L2 deletes they stop pointing at."""
         short_lengths = [length for length in range(V4_L1_SHORTEST, 25) if self._v4_by_len[length]]
@@ -446,10 +511,9 @@ class BlocklistTables:
             if self._v4_state[slot] != new_state:
                 self._v4_state[slot] = new_state
                 changed_words.add(slot >> 5)
-        words = [
-            Write(MapKind.V4L1, _U32.pack(w), _U64.pack(int(_pack_words(self._v4_state[w * 32 : w * 32 + 32].reshape(1, 32))[0])))
-            for w in sorted(changed_words)
-        ]
+        ordered = sorted(changed_words)
+        packed = _pack_words(self._v4_state.reshape(V4_L1_WORDS, 32)[ordered]).tolist() if ordered else []
+        words = [Write(MapKind.V4L1, _U32.pack(w), _U64.pack(v)) for w, v in zip(ordered, packed, strict=True)]
         return l2_sets + words + l2_deletes
 
     def _v4_slot(self, slot: int, short_lengths: list[int], long_lengths: list[int]) -> tuple[int, bytes | None]:
@@ -458,6 +522,8 @@ class BlocklistTables:
             if (base & _mask32(length)) in self._v4_by_len[length]:
                 return STATE_BLOCKED, None
         bits = 0
+        if slot not in self._v4_long:
+            return STATE_NONE, None
         for length in long_lengths:
             networks, width = self._v4_by_len[length], 1 << (32 - length)
             for low in range(0, 256, width):
