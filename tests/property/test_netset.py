@@ -103,3 +103,16 @@ def test_a_change_to_a_big_set_is_known_without_a_diff() -> None:
     assert newer.delta_from(union) == (frozenset({"192.0.2.0/24"}), frozenset({"10.0.0.0/24"}))
     assert bigger.delta_from(big) == (frozenset({"192.0.2.0/24", "1.2.3.4/32"}), frozenset({"10.0.0.0/24"}))
     assert newer.delta_from(big) is None  # only from the version it was made from
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(NET, max_size=40), st.integers(1, 4))
+def test_split_by_crc_keeps_what_the_test_accepts_and_buckets_like_any_netset(texts: list[str], low_bits: int) -> None:
+    from seawall.policy.netset import split_by_crc, text_crc
+
+    mask = (1 << low_bits) - 1
+    kept, others = split_by_crc(texts, lambda crcs: (crcs & mask) == 0)
+    assert kept == {t for t in texts if text_crc(t) & mask == 0}
+    assert sorted(others) == sorted(t for t in texts if text_crc(t) & mask != 0)
+    assert kept == NetSet(t for t in texts if text_crc(t) & mask == 0)  # same buckets as built any other way
+    assert kept.changes_from(NetSet(kept)) == (frozenset(), frozenset())

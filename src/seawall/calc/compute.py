@@ -241,8 +241,8 @@ def _canonical_nets(memo: CalcMemo, name: str, nets: Sequence[Any]) -> tuple[Net
 
 def _chunked_nets(memo: CalcMemo, members: SetMembers) -> tuple[NetSet, tuple[Any, ...]]:
     """A chunked set's nets, patched from its previous version bucket by bucket."""
-    netset = assemble(members, memo.recall("gns-chunked", members.name))
-    memo.keep("gns-chunked", members.name, (members, netset))
+    parts, netset = assemble(members, memo.recall("gns-chunked", members.name))
+    memo.keep("gns-chunked", members.name, (parts, netset))
     return netset, members.bad
 
 

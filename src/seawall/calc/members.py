@@ -10,13 +10,13 @@ rebuild of one ``NetSet`` bucket. Pure.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from seawall.api.cidr import parse_cidr
 from seawall.api.cidr_bulk import canonical_texts
-from seawall.api.members import ChunkDoc, MembersHead, bucket_of
-from seawall.policy.netset import NetSet
+from seawall.api.members import ChunkDoc, MembersHead
+from seawall.policy.netset import NetSet, split_by_crc
 
 Bad = tuple[object, ...]
 
@@ -52,12 +52,14 @@ def canonical_split(values: frozenset[object]) -> tuple[frozenset[str], frozense
 
 @dataclass(frozen=True, slots=True, eq=False)
 class ChunkMembers:
-    """One chunk's nets: as stored, canonical, and the stored values that are no CIDR."""
+    """One chunk's nets: as stored, canonical (a ``NetSet``: whole buckets of the
+    set's own ``NetSet``, since a chunk is a bucket of the same CRC-32), and the
+    stored values that are no CIDR."""
 
     set: str
     index: int
     raw: frozenset[object]
-    canonical: frozenset[str]
+    canonical: NetSet
     bad: frozenset[object]
 
     @property
@@ -66,13 +68,20 @@ class ChunkMembers:
         return len(self.raw) - len(self.bad) == len(self.canonical)
 
 
-def _strays(canonical: frozenset[str], index: int, buckets: int, raw: frozenset[object]) -> tuple[frozenset[str], frozenset[object]]:
-    """Members that belong to another bucket (a foreign writer's chunk): not part of
-    the set. Their canonical texts and the stored values they came from."""
-    strays = frozenset(t for t in canonical if bucket_of(t, buckets) != index)
+def _own_buckets(canonical: Iterable[str], index: int, buckets: int) -> tuple[NetSet, frozenset[str]]:
+    """The members of bucket ``index`` (of ``buckets``) as a NetSet, grouped by the
+    CRC-32 computed once per member, and the strays: members of another bucket
+    (a foreign writer's chunk), not part of the set."""
+    low = buckets - 1
+    own, strays = split_by_crc(list(canonical), lambda crcs: (crcs & low) == index)
+    return own, frozenset(strays)
+
+
+def _stray_values(strays: frozenset[str], raw: Iterable[object]) -> frozenset[object]:
+    """The stored values the stray canonical texts came from."""
     if not strays:
-        return strays, frozenset()
-    return strays, frozenset(v for v in raw if canonical_or_none(v) in strays)
+        return frozenset()
+    return frozenset(v for v in raw if canonical_or_none(v) in strays)
 
 
 def chunk_members(doc: ChunkDoc, previous: ChunkMembers | None, buckets: int) -> ChunkMembers:
@@ -87,13 +96,13 @@ def chunk_members(doc: ChunkDoc, previous: ChunkMembers | None, buckets: int) ->
     if previous is not None and previous.one_to_one and not unhashable:
         removed, _ = canonical_split(previous.raw - raw - previous.bad)
         added, added_bad = canonical_split(raw - previous.raw)
-        strays, stray_values = _strays(added, doc.index, buckets, raw - previous.raw)
-        canonical = (previous.canonical - removed) | (added - strays)
-        bad = (previous.bad & raw) | added_bad | stray_values
+        own, strays = _own_buckets(added, doc.index, buckets)
+        canonical = previous.canonical.with_changes(own, removed)
+        bad = (previous.bad & raw) | added_bad | _stray_values(strays, raw - previous.raw)
     else:
-        canonical, bad = canonical_split(raw)
-        strays, stray_values = _strays(canonical, doc.index, buckets, raw)
-        canonical, bad = canonical - strays, bad | stray_values
+        good, bad = canonical_split(raw)
+        canonical, strays = _own_buckets(good, doc.index, buckets)
+        bad = bad | _stray_values(strays, raw)
         if unhashable:
             bad = bad | {repr(n) for n in doc.nets if not isinstance(n, (str, int, float, bool, type(None)))}
     return ChunkMembers(doc.set, doc.index, raw, canonical, bad)
@@ -116,21 +125,11 @@ class SetMembers:
         return tuple(v for c in self.chunks if c is not None for v in c.bad)
 
 
-def assemble(members: SetMembers, previous: tuple[SetMembers, NetSet] | None) -> NetSet:
-    """The set's canonical members. With the previous (members, NetSet) of this
-    set, only the buckets whose chunk changed are looked at."""
-    if previous is not None and len(previous[0].chunks) == len(members.chunks):
-        before, netset = previous
-        added: set[str] = set()
-        removed: set[str] = set()
-        for old, new in zip(before.chunks, members.chunks, strict=True):
-            if old is new:
-                continue
-            old_nets = old.canonical if old is not None else frozenset()
-            new_nets = new.canonical if new is not None else frozenset()
-            added |= new_nets - old_nets
-            removed |= old_nets - new_nets
-        # a net that moved between chunks (not possible with one bucketing, but cheap to get right)
-        moved = added & removed
-        return netset.with_changes(added - moved, removed - moved)
-    return NetSet(text for c in members.chunks if c is not None for text in c.canonical)
+def assemble(members: SetMembers, previous: tuple[tuple[NetSet, ...], NetSet] | None) -> tuple[tuple[NetSet, ...], NetSet]:
+    """The set's canonical members, and the parts they were united from (keep both
+    for the next call). A chunk's nets are whole buckets of the set, so the union
+    shares every bucket as is; with the previous (parts, set), a change costs the
+    changed chunks' buckets, and the result knows its change from the previous set."""
+    parts = tuple(c.canonical if c is not None else NetSet.EMPTY for c in members.chunks)
+    usable = previous if previous is not None and len(previous[0]) == len(parts) else None
+    return parts, NetSet.union(parts, usable)

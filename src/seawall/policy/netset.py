@@ -5,41 +5,54 @@ Why: a million-net blocklist is one value crossing every layer (calc's unions,
 the XDP eligibility, the desired state, both tiers' diffs). As a ``frozenset``
 each small change copies and re-hashes a million strings, and each consumer's
 ``want - have`` walks them all again. A ``NetSet`` is split into ``BUCKETS``
-immutable ``frozenset`` buckets by the text's hash (IPv4 in the lower half,
-IPv6 in the upper, so one family is a free view). A change rebuilds only the
+immutable ``frozenset`` buckets by the CRC-32 of the text (IPv4 in the lower
+half, IPv6 in the upper, so one family is a free view). CRC-32 and not ``hash``:
+it is the bucketing the datastore stores big sets by (``seawall.api.members``),
+so a stored chunk splits into whole buckets and a million-net set is assembled
+from its chunks without hashing or copying a member. A change rebuilds only the
 buckets it touches and shares every other bucket, by identity, with the version
 it came from; so does a union with a small set, and a diff between two versions
 skips every shared bucket at the cost of one pointer comparison.
 
 It is a ``collections.abc.Set`` of ``str`` and compares equal to a ``frozenset``
 with the same members, so code that treats it as a set keeps working (its hash
-is computed by bucket, not frozenset's: never mix the two as keys of one dict). Buckets
-depend on ``hash(str)``, which is per process: a ``NetSet`` is never stored or
-sent, only its members are. Pure.
+is computed by bucket, not frozenset's: never mix the two as keys of one dict). A
+``NetSet`` is never stored or sent, only its members are. Pure.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable, Iterator, Sequence, Set
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence, Set
 from typing import Any
 
 import numpy as np
 
-PER_FAMILY = 2048
+PER_FAMILY = 4096  # = the most buckets a stored set has: a chunk is always whole buckets
 BUCKETS = 2 * PER_FAMILY
 _MASK = PER_FAMILY - 1
 _EMPTY: frozenset[str] = frozenset()
 
 
+def text_crc(text: str) -> int:
+    """The CRC-32 the buckets (and the datastore's chunks) go by."""
+    return zlib.crc32(text.encode("utf-8", "surrogatepass"))
+
+
+def bucket_for(crc: int, text: str) -> int:
+    """The bucket of ``text`` whose ``text_crc`` is ``crc``."""
+    return (crc & _MASK) | (PER_FAMILY if ":" in text else 0)
+
+
 def _bucket(text: str) -> int:
-    return (hash(text) & _MASK) | (PER_FAMILY if ":" in text else 0)
+    return bucket_for(text_crc(text), text)
 
 
 def _grouped(texts: Iterable[str]) -> dict[int, list[str]]:
     groups: dict[int, list[str]] = {}
     for text in texts:
-        b = (hash(text) & _MASK) | (PER_FAMILY if ":" in text else 0)
+        b = (zlib.crc32(text.encode("utf-8", "surrogatepass")) & _MASK) | (PER_FAMILY if ":" in text else 0)
         group = groups.get(b)
         if group is None:
             groups[b] = [text]
@@ -52,19 +65,41 @@ _BULK = 4096  # from this many texts on, group them with numpy
 
 
 def _bucketed(texts: Sequence[str] | Set[str]) -> dict[int, frozenset[str]]:
-    """``_grouped`` for many texts: hashes and families in C loops, one stable sort."""
+    """``_grouped`` for many texts: CRCs and families in C loops, one stable sort."""
     ordered = list(texts)
-    hashes = np.fromiter(map(hash, ordered), np.int64, len(ordered))
+    crcs = np.fromiter((zlib.crc32(t.encode("utf-8", "surrogatepass")) for t in ordered), np.int64, len(ordered))
+    return _bucketed_by_crc(ordered, crcs)
+
+
+def _bucketed_by_crc(ordered: list[str], crcs: np.ndarray) -> dict[int, frozenset[str]]:
+    if not ordered:
+        return {}
     v6 = np.fromiter((":" in t for t in ordered), bool, len(ordered))
-    keys = (hashes & _MASK) | (v6.astype(np.int64) * PER_FAMILY)
+    keys = (crcs & _MASK) | (v6.astype(np.int64) * PER_FAMILY)
     order = np.argsort(keys, kind="stable")
     keys = keys[order]
     cuts = np.flatnonzero(np.diff(keys)) + 1
     starts = np.concatenate(([0], cuts)).tolist()
     ends = np.concatenate((cuts, [len(keys)])).tolist()
     sorted_texts = [ordered[i] for i in order.tolist()]
-    bucket_ids = keys[starts].tolist() if starts else []
+    bucket_ids = keys[starts].tolist()
     return {b: frozenset(sorted_texts[a:z]) for b, a, z in zip(bucket_ids, starts, ends, strict=True)}
+
+
+def split_by_crc(texts: Sequence[str], keep: Callable[[np.ndarray], np.ndarray]) -> tuple[NetSet, list[str]]:
+    """``texts`` as a NetSet of those whose CRC-32 ``keep`` accepts (a vectorised test
+    over the CRCs), and the others: the CRC is computed once per text and serves both
+    the test and the bucketing (a stored chunk's members and its strays)."""
+    ordered = list(texts)
+    if not ordered:
+        return NetSet.EMPTY, []
+    crcs = np.fromiter((zlib.crc32(t.encode("utf-8", "surrogatepass")) for t in ordered), np.int64, len(ordered))
+    kept = keep(crcs)
+    if kept.all():
+        return NetSet._of_buckets(_bucketed_by_crc(ordered, crcs)), []
+    mine = np.flatnonzero(kept).tolist()
+    others = [ordered[i] for i in np.flatnonzero(~kept).tolist()]
+    return NetSet._of_buckets(_bucketed_by_crc([ordered[i] for i in mine], crcs[kept])), others
 
 
 class NetSet(Set[str]):
@@ -117,6 +152,12 @@ class NetSet(Set[str]):
 
     def added_since_parent(self) -> frozenset[str] | None:
         return self._delta[1] if self._delta is not None else None
+
+    @classmethod
+    def of_buckets(cls, buckets: dict[int, frozenset[str]]) -> NetSet:
+        """A set made of ready buckets (id -> members, each member in the bucket
+        ``bucket_for`` gives it): for callers that grouped the members already."""
+        return cls._of_buckets({b: members for b, members in buckets.items() if members})
 
     @classmethod
     def _of_buckets(cls, buckets: dict[int, frozenset[str]], length: int | None = None) -> NetSet:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import enum
 import functools
 import ipaddress
+import itertools
 import logging
 import socket
 import struct
@@ -57,6 +58,8 @@ from seawall.dataplane.xdp.abi import (
     V6_L16_ENTRIES as V6_L16_ENTRIES,
     V6KEY,
 )
+from seawall.dataplane.xdp.packed import PackedInts, sorted_unique
+from seawall.policy.netset import NetSet
 
 # The numbers the BPF program shares (word offsets in ``top``, /24 states, node flags, sizes) come from ``abi``.
 V4_L1_WORDS = V4_L1_ENTRIES
@@ -162,7 +165,7 @@ class BlocklistTables:
     """The blocked CIDRs of one interface and the map contents they imply."""
 
     def __init__(self) -> None:
-        self._v4_by_len: list[set[int]] = [set() for _ in range(33)]  # length -> networks
+        self._v4_by_len: list[PackedInts] = [PackedInts() for _ in range(33)]  # length -> networks
         self._v4_state = np.zeros(V4_SLOTS, dtype=np.uint8)  # what the maps hold, per /24
         self._v4_l2: dict[int, bytes] = {}  # /24 -> 256-bit bitmap (32 bytes LE) the maps hold
         self._v4_long: dict[int, int] = {}  # /24 -> how many /25../32 prefixes lie in it (blocked or not)
@@ -240,8 +243,12 @@ class BlocklistTables:
         tables = cls()
         v4: list[str] = []
         v6: list[str] = []
-        for cidr in cidrs:
-            (v6 if isinstance(cidr, str) and ":" in cidr else v4).append(cidr)
+        if isinstance(cidrs, NetSet):  # split by family for free: its buckets are per family
+            v4 = list(itertools.chain.from_iterable(cidrs.family(4).buckets()))
+            v6 = list(itertools.chain.from_iterable(cidrs.family(6).buckets()))
+        else:
+            for cidr in cidrs:
+                (v6 if isinstance(cidr, str) and ":" in cidr else v4).append(cidr)
         tables._load_v4(v4)
         for cidr in v6:
             try:
@@ -265,8 +272,8 @@ class BlocklistTables:
         if parsed is None:
             return
         networks, lengths = parsed
-        for length in np.unique(lengths).tolist():
-            self._v4_by_len[length].update(networks[lengths == length].tolist())
+        for length in np.flatnonzero(np.bincount(lengths, minlength=33)).tolist():
+            self._v4_by_len[length].update(networks[lengths == length])
         self._v4_rebuild()
 
     def _parse_v4_many(self, cidrs: list[str], sink: Sink | None = None) -> tuple[np.ndarray, np.ndarray] | None:
@@ -310,7 +317,7 @@ class BlocklistTables:
             networks = self._v4_by_len[length]
             if not networks:
                 continue
-            starts = np.fromiter(networks, dtype=np.int64, count=len(networks)) >> 8
+            starts = networks.array() >> 8
             span = 1 << (24 - length)  # 1..128 slots
             state[(starts[:, None] + np.arange(span)).ravel()] = STATE_BLOCKED
         slots_parts, words_parts, bits_parts = [], [], []
@@ -319,7 +326,7 @@ class BlocklistTables:
             networks = self._v4_by_len[length]
             if not networks:
                 continue
-            nets = np.fromiter(networks, dtype=np.int64, count=len(networks))
+            nets = networks.array()
             long_slots.append(nets >> 8)
             nets = nets[state[nets >> 8] != STATE_BLOCKED]
             width = 1 << (32 - length)  # addresses covered, 1..128
@@ -442,25 +449,40 @@ class BlocklistTables:
         for cidr in added:
             (v6.extend(self.add(cidr)) if isinstance(cidr, str) and ":" in cidr else v4_new.append(cidr))
         top: set[int] = set()
-        slots: set[int] = set()
+        slot_parts: list[np.ndarray] = []
         for cidrs, delta, sink in ((v4_gone, -1, {}), (v4_new, +1, None)):
             parsed = self._parse_v4_many(cidrs, sink) if cidrs else None
             if parsed is None:
                 continue
-            for network, length in zip(*(a.tolist() for a in parsed), strict=True):
+            networks, lengths = parsed
+            for length in np.flatnonzero(np.bincount(lengths, minlength=33)).tolist():
                 held = self._v4_by_len[length]
-                if (network in held) == (delta > 0):
+                nets = sorted_unique(networks[lengths == length])
+                present = held.contains_many(nets)
+                nets = nets[~present] if delta > 0 else nets[present]
+                if not len(nets):
                     continue
                 if delta > 0:
-                    held.add(network)
+                    held.update(nets)
                 else:
-                    held.discard(network)
+                    held.difference_update(nets)
                 if length <= V4_TOP16_MAX:
-                    top.update(_top_words(4, network, length))
-                else:
-                    self._count_long(network, length, delta)
-                    slots.update(_v4_slots(network, length))
-        return v6 + self._top_writes(sorted(top)) + self._v4_refresh(sorted(slots))
+                    for network in nets.tolist():
+                        top.update(_top_words(4, network, length))
+                    continue
+                starts = nets >> 8
+                if length <= 24:
+                    slot_parts.append((starts[:, None] + np.arange(1 << (24 - length))).ravel())
+                    continue
+                slot_parts.append(starts)
+                for slot, n in zip(*(a.tolist() for a in np.unique(starts, return_counts=True)), strict=True):
+                    left = self._v4_long.get(slot, 0) + delta * n
+                    if left:
+                        self._v4_long[slot] = left
+                    else:
+                        self._v4_long.pop(slot, None)
+        slots = sorted_unique(np.concatenate(slot_parts)).tolist() if slot_parts else []
+        return v6 + self._top_writes(sorted(top)) + self._v4_refresh(slots)
 
     def _top_word(self, index: int) -> int:
         """Word ``index`` of ``top`` as the current prefixes imply it (at most 64
@@ -495,11 +517,16 @@ class BlocklistTables:
         at them, L1 words before the L2 deletes they stop pointing at."""
         short_lengths = [length for length in range(V4_L1_SHORTEST, 25) if self._v4_by_len[length]]
         long_lengths = [length for length in range(25, 33) if self._v4_by_len[length]]
+        slots = list(slots)
+        blocked = self._v4_blocked_many(slots, short_lengths) if len(slots) > 64 else None
         l2_sets: list[Write] = []
         l2_deletes: list[Write] = []
         changed_words: set[int] = set()
-        for slot in slots:
-            new_state, bits = self._v4_slot(slot, short_lengths, long_lengths)
+        for i, slot in enumerate(slots):
+            if blocked is not None and blocked[i]:
+                new_state, bits = STATE_BLOCKED, None
+            else:
+                new_state, bits = self._v4_slot(slot, [] if blocked is not None else short_lengths, long_lengths)
             old_bits = self._v4_l2.get(slot)
             if bits != old_bits:
                 if bits is None:
@@ -515,6 +542,14 @@ class BlocklistTables:
         packed = _pack_words(self._v4_state.reshape(V4_L1_WORDS, 32)[ordered]).tolist() if ordered else []
         words = [Write(MapKind.V4L1, _U32.pack(w), _U64.pack(v)) for w, v in zip(ordered, packed, strict=True)]
         return l2_sets + words + l2_deletes
+
+    def _v4_blocked_many(self, slots: list[int], short_lengths: list[int]) -> np.ndarray:
+        """Per slot: does a /17../24 cover it (vectorised lookups)."""
+        bases = np.array(slots, dtype=np.int64) << 8
+        blocked = np.zeros(len(slots), dtype=bool)
+        for length in short_lengths:
+            blocked |= self._v4_by_len[length].contains_many(bases & _mask32(length))
+        return blocked
 
     def _v4_slot(self, slot: int, short_lengths: list[int], long_lengths: list[int]) -> tuple[int, bytes | None]:
         base = slot << 8
