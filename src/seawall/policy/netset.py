@@ -22,6 +22,8 @@ is computed by bucket, not frozenset's: never mix the two as keys of one dict). 
 
 from __future__ import annotations
 
+import itertools
+import operator
 import weakref
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence, Set
@@ -67,23 +69,30 @@ _BULK = 4096  # from this many texts on, group them with numpy
 def _bucketed(texts: Sequence[str] | Set[str]) -> dict[int, frozenset[str]]:
     """``_grouped`` for many texts: CRCs and families in C loops, one stable sort."""
     ordered = list(texts)
-    crcs = np.fromiter((zlib.crc32(t.encode("utf-8", "surrogatepass")) for t in ordered), np.int64, len(ordered))
-    return _bucketed_by_crc(ordered, crcs)
+    return _bucketed_by_crc(ordered, text_crcs(ordered))
 
 
 def _bucketed_by_crc(ordered: list[str], crcs: np.ndarray) -> dict[int, frozenset[str]]:
     if not ordered:
         return {}
-    v6 = np.fromiter((":" in t for t in ordered), bool, len(ordered))
+    v6 = np.fromiter(map(str.__contains__, ordered, itertools.repeat(":")), bool, len(ordered))
     keys = (crcs & _MASK) | (v6.astype(np.int64) * PER_FAMILY)
     order = np.argsort(keys, kind="stable")
     keys = keys[order]
     cuts = np.flatnonzero(np.diff(keys)) + 1
     starts = np.concatenate(([0], cuts)).tolist()
     ends = np.concatenate((cuts, [len(keys)])).tolist()
-    sorted_texts = [ordered[i] for i in order.tolist()]
+    sorted_texts = list(operator.itemgetter(*order.tolist())(ordered)) if len(ordered) > 1 else list(ordered)
     bucket_ids = keys[starts].tolist()
     return {b: frozenset(sorted_texts[a:z]) for b, a, z in zip(bucket_ids, starts, ends, strict=True)}
+
+
+def text_crcs(texts: list[str]) -> np.ndarray:
+    """``text_crc`` of every text, in C loops (ASCII, as canonical CIDR texts are; else one by one)."""
+    try:
+        return np.fromiter(map(zlib.crc32, map(str.encode, texts)), np.int64, len(texts))
+    except UnicodeEncodeError:
+        return np.fromiter((zlib.crc32(t.encode("utf-8", "surrogatepass")) for t in texts), np.int64, len(texts))
 
 
 def split_by_crc(texts: Sequence[str], keep: Callable[[np.ndarray], np.ndarray]) -> tuple[NetSet, list[str]]:
@@ -93,7 +102,7 @@ def split_by_crc(texts: Sequence[str], keep: Callable[[np.ndarray], np.ndarray])
     ordered = list(texts)
     if not ordered:
         return NetSet.EMPTY, []
-    crcs = np.fromiter((zlib.crc32(t.encode("utf-8", "surrogatepass")) for t in ordered), np.int64, len(ordered))
+    crcs = text_crcs(ordered)
     kept = keep(crcs)
     if kept.all():
         return NetSet._of_buckets(_bucketed_by_crc(ordered, crcs)), []
