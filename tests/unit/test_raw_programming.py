@@ -271,3 +271,57 @@ def test_plan_churn_small_against_a_big_set_goes_in_place() -> None:
     lines = plan.script.splitlines()
     assert not plan.changes["sw4-a"].swapped and len(lines) == 2 * I.SWAP_THRESHOLD
     assert {line.split()[0] for line in lines} == {"add", "del"}
+
+
+LIST_ONE = """Name: sw4-a
+Type: hash:net
+Revision: 7
+Header: family inet hashsize 1024 maxelem 65536 bucketsize 12 initval 0x1
+Size in memory: 456
+References: 1
+Number of entries: 2
+"""
+
+
+def _reads(runner: FakeRunner) -> int:
+    return sum(1 for argv, _ in runner.calls if argv[:2] == ["ipset", "save"])
+
+
+def test_a_stopping_agent_leaves_its_sets_and_the_next_adopts_them_without_reading_members(tmp_path) -> None:
+    state = tmp_path / "ipsets.json"
+    members = {"10.0.0.0/8", "1.2.3.4/32"}
+    first = I.IpSets(FakeRunner(), state_file=state)
+    first.sync({"sw4-a": content("sw4-a", members)})
+    first.save_state()
+    assert state.exists()
+    runner = FakeRunner({"ipset list -t": LIST_ONE, "ipset save sw4-a": "add sw4-a 10.0.0.0/8\nadd sw4-a 1.2.3.4\n"})
+    second = I.IpSets(runner, state_file=state)
+    plan = second.sync({"sw4-a": content("sw4-a", members)})
+    assert plan.empty and _reads(runner) == 0  # adopted: not a member read back
+    assert not state.exists()  # taken: a crash from now on means a full read next time
+
+
+def test_a_set_that_changed_since_the_last_agent_left_is_read_back(tmp_path) -> None:
+    state = tmp_path / "ipsets.json"
+    first = I.IpSets(FakeRunner(), state_file=state)
+    first.sync({"sw4-a": content("sw4-a", {"10.0.0.0/8", "1.2.3.4/32"})})
+    first.save_state()
+    runner = FakeRunner({"ipset list -t": LIST_ONE, "ipset save sw4-a": "add sw4-a 10.0.0.0/8\nadd sw4-a 1.2.3.4\n"})
+    plan = I.IpSets(runner, state_file=state).sync({"sw4-a": content("sw4-a", {"10.0.0.0/8", "9.9.9.9/32"})})
+    assert _reads(runner) == 1 and plan.script == "del sw4-a 1.2.3.4/32\nadd sw4-a 9.9.9.9/32\n"
+
+
+def test_without_a_state_file_or_with_a_bad_one_every_set_is_read_back(tmp_path) -> None:
+    state = tmp_path / "ipsets.json"
+    state.write_text("{not json")
+    for store in (None, state):
+        runner = FakeRunner({"ipset list -t": LIST_ONE, "ipset save sw4-a": "add sw4-a 10.0.0.0/8\nadd sw4-a 1.2.3.4\n"})
+        plan = I.IpSets(runner, state_file=store).sync({"sw4-a": content("sw4-a", {"10.0.0.0/8", "1.2.3.4/32"})})
+        assert _reads(runner) == 1 and plan.empty
+    assert not state.exists()
+
+
+def test_members_digest_is_order_independent_and_tells_sets_apart() -> None:
+    a = [f"10.{i}.0.0/16" for i in range(200)]
+    assert I.members_digest(a) == I.members_digest(reversed(a)) == I.members_digest(set(a))
+    assert I.members_digest(a) != I.members_digest(a[:-1] + ["10.250.0.0/16"])

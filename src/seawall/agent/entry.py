@@ -14,12 +14,15 @@ from seawall.dataplane.xdp.driver import TeardownReport, XdpDriver
 from seawall.dataplane.xdp.tier import XdpTier
 from seawall.datastore import Datastore
 
+#: In the run directory: what the ipsets held when the last agent stopped (adopted by the next).
+IPSET_STATE_FILE = "ipsets.json"
+
 
 def build_agent(store: Datastore, options: AgentOptions) -> Agent:
     """The agent of this host: XDP pins under ``options.bpffs``, the raw tier on
     ``options.iptables_backend`` (None: FelixConfiguration's), netlink links."""
-    return Agent(store, options, xdp=XdpTier(XdpDriver(options.bpffs)), raw=RawTier(options.iptables_backend),
-                 links=LinkWatcher())
+    raw = RawTier(options.iptables_backend, state_file=options.run_dir / IPSET_STATE_FILE)
+    return Agent(store, options, xdp=XdpTier(XdpDriver(options.bpffs)), raw=raw, links=LinkWatcher())
 
 
 def cleanup(bpffs: Path | str, iptables_backend: str = "Auto") -> TeardownReport:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 from seawall.dataplane.iptables import names
 from seawall.dataplane.iptables.backend import Runner
@@ -41,8 +42,8 @@ def _set_ids(iface: InterfacePolicy) -> set[str]:
 class RawDataplane:
     """Reconcile untracked policy into the raw table of this host (or the namespace the runner enters)."""
 
-    def __init__(self, backend: str = "Auto", *, runner: Runner | None = None) -> None:
-        self.driver = RawDriver(backend, runner=runner)
+    def __init__(self, backend: str = "Auto", *, runner: Runner | None = None, state_file: Path | None = None) -> None:
+        self.driver = RawDriver(backend, runner=runner, state_file=state_file)
         self.last: RenderedRaw | None = None  # the last rendering, to interpret counters
         self.last_report: RawReport | None = None
         self.repairs: dict[str, int] = dict.fromkeys(REPAIR_KINDS, 0)  # drift found and repaired, per kind

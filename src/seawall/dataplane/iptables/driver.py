@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from seawall.dataplane.iptables.backend import Backend, CommandError, Runner, SubprocessRunner, detect
 from seawall.dataplane.iptables.ipsets import IpSets, is_ours, stale_sets
@@ -66,12 +67,12 @@ def _family_of(set_family: str) -> int:
 class RawDriver:
     """Seawall's raw-table tier on this host (or the namespace the runner enters)."""
 
-    def __init__(self, backend: str = "Auto", *, runner: Runner | None = None) -> None:
+    def __init__(self, backend: str = "Auto", *, runner: Runner | None = None, state_file: Path | None = None) -> None:
         self.requested = backend
         self.runner: Runner = runner or SubprocessRunner()
         self._backend: tuple[Backend, str] | None = None
         self._tables: Tables | None = None
-        self.ipsets = IpSets(self.runner)
+        self.ipsets = IpSets(self.runner, state_file=state_file)
         self._last: RenderedRaw | None = None
 
     def backend(self) -> tuple[Backend, str]:

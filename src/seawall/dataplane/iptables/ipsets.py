@@ -13,12 +13,16 @@ fixed 1,048,576 cap fails. Only names with our prefixes are ever touched.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import hashlib
 import ipaddress
+import json
 import logging
 import socket
+import zlib
 from collections.abc import Iterable, Mapping, Set as AbstractSet
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from seawall.dataplane.iptables.backend import CommandError, Runner
 from seawall.dataplane.iptables.rendered import IPSET_PREFIX, IpSetContent
@@ -250,6 +254,17 @@ def plan_sets(desired: Mapping[str, IpSetContent], existing: Mapping[str, SetInf
     return IpSetPlan(script, changes)
 
 
+def members_digest(members: Iterable[str]) -> str:
+    """An order-independent digest of a set's members (two 32-bit checksums summed
+    over them, and the count): enough to tell the set a stopping agent left from
+    any other desired set, in C loops (a million members in ~0.2 s)."""
+    texts = list(members)
+    encoded = [t.encode("utf-8", "surrogatepass") for t in texts]
+    crc = sum(map(zlib.crc32, encoded)) & 0xFFFFFFFFFFFFFFFF
+    adler = sum(map(zlib.adler32, encoded)) & 0xFFFFFFFFFFFFFFFF
+    return f"{len(texts)}:{crc:016x}:{adler:016x}"
+
+
 def stale_sets(desired: Iterable[str], existing: Iterable[str]) -> list[str]:
     keep = set(desired)
     return sorted(n for n in existing if is_ours(n) and n not in keep)
@@ -262,8 +277,13 @@ class IpSets:
     whose entry count or size no longer matches the cache forces a full read,
     and ``resync=True`` always reads."""
 
-    def __init__(self, runner: Runner) -> None:
+    def __init__(self, runner: Runner, *, state_file: Path | None = None) -> None:
         self.runner = runner
+        # Where a stopping agent leaves (entries, digest) of every set it programmed, so
+        # the next one adopts a set that still holds it without reading a million
+        # members back (``adopt``); read once and removed (a crash leaves none: full read).
+        self._state_file = state_file
+        self._adoptable: dict[str, tuple[int, str]] | None = None
         # name -> (members as given, normalized): what the kernel held after our last write
         self._cache: dict[str, tuple[AbstractSet[str], NetSet]] = {}
         self._skipped: dict[str, Sink] = {}  # name -> members of the cached input skipped as not CIDRs
@@ -309,15 +329,22 @@ class IpSets:
         wanted = {name: norm for name, (norm, _) in normalized.items()}
         skipped = {name: bad for name, (_, bad) in normalized.items() if bad}
         current: dict[str, AbstractSet[str]] = {}
+        adoptable = self._take_adoptable()
         for name, content in desired.items():
             info = existing.get(name)
             if info is None:
                 continue
             cached = self._cache.get(name)
+            left = adoptable.pop(name, None)
             if not resync and cached is not None and len(cached[1]) == info.entries:
                 current[name] = cached[1]
+            elif not resync and cached is None and left is not None and left[0] == info.entries == len(wanted[name]) \
+                    and left[1] == members_digest(wanted[name]):
+                log.info("ipset %s: adopted as the previous agent left it (%d members, unchanged since)", name, info.entries)
+                current[name] = wanted[name]
             else:
-                current[name] = self.members(name, content.family)
+                # by bucket against the wanted NetSet: a million-member diff in C, not a Python loop
+                current[name] = NetSet(self.members(name, content.family))
         plan = plan_sets(desired, existing, current, wanted)
         plan.skipped = skipped
         if not plan.empty:
@@ -329,6 +356,35 @@ class IpSets:
             self._skipped.pop(name, None)
         self._skipped.update(skipped)
         return plan
+
+    def _take_adoptable(self) -> dict[str, tuple[int, str]]:
+        if self._adoptable is None:
+            self._adoptable = {}
+            if self._state_file is not None:
+                try:
+                    data = json.loads(self._state_file.read_text())
+                    self._state_file.unlink()
+                    self._adoptable = {str(k): (int(v["entries"]), str(v["digest"])) for k, v in data.items() if is_ours(str(k))}
+                except FileNotFoundError:
+                    pass
+                except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+                    log.warning("ipset state %s unreadable (%s): every set is read back", self._state_file, exc)
+                    with contextlib.suppress(OSError):
+                        self._state_file.unlink()
+        return self._adoptable
+
+    def save_state(self) -> None:
+        """Leave (entries, digest) of every set as last programmed for the next agent
+        (called once, when this one stops; the sets stay in the kernel)."""
+        if self._state_file is None or not self._cache:
+            return
+        state = {name: {"entries": len(norm), "digest": members_digest(norm)} for name, (_, norm) in self._cache.items()}
+        tmp = self._state_file.with_name(self._state_file.name + ".tmp")
+        try:
+            tmp.write_text(json.dumps(state))
+            tmp.replace(self._state_file)
+        except OSError as exc:
+            log.warning("ipset state not saved to %s (%s): the next agent reads every set back", self._state_file, exc)
 
     def header_drift(self, desired: Mapping[str, IpSetContent]) -> builtins.list[str]:
         """The cheap check (one ``ipset list -t``: headers, never members): names of

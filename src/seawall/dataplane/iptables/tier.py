@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from seawall.dataplane.iptables.backend import CommandError, Runner
 from seawall.dataplane.iptables.dataplane import REPAIR_KINDS, RawDataplane
@@ -38,9 +39,10 @@ class RawTier:
     name = "raw"
 
     def __init__(self, backend: str | None = None, *, runner: Runner | None = None,
-                 dataplane: RawDataplane | None = None) -> None:
+                 dataplane: RawDataplane | None = None, state_file: Path | None = None) -> None:
         self.backend = backend
         self.runner = runner
+        self.state_file = state_file  # where a stopping agent leaves what its ipsets hold (see IpSets)
         self.dataplane = dataplane  # None: built on the first reconcile (the backend may come from FelixConfiguration)
         self._rules: RuleCounters = {}
 
@@ -49,7 +51,8 @@ class RawTier:
 
     def reconcile(self, desired: DesiredState, *, verify: PassKind = PassKind.APPLY) -> TierReport[RawInterfaceReport]:
         if self.dataplane is None:
-            self.dataplane = RawDataplane(self.backend or desired.config.iptablesBackend, runner=self.runner)
+            self.dataplane = RawDataplane(self.backend or desired.config.iptablesBackend, runner=self.runner,
+                                          state_file=self.state_file)
         reports = self.dataplane.reconcile(desired.untracked, verify.value)
         report = self.dataplane.last_report
         error = None
@@ -71,7 +74,9 @@ class RawTier:
         return dataplane.cleanup()
 
     def close(self) -> None:
-        """Nothing to forget: the raw tier keeps no handles."""
+        """No handles to release; leaves what the ipsets hold for the next agent to adopt."""
+        if self.dataplane is not None:
+            self.dataplane.driver.ipsets.save_state()
 
 
 def raw_errors(report: RawReport) -> list[str]:
