@@ -23,6 +23,7 @@ import gc
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -60,6 +61,7 @@ from seawall.policy import DesiredState
 
 log = logging.getLogger("seawall.agent")
 COALESCE_S = 0.005  # let a burst of changes land before recomputing
+SWITCH_INTERVAL_S = 0.0005  # the interpreter's thread switch interval in the agent (default 5 ms)
 STATUS_INTERVAL_S = 1.0
 RETRY_S = 5.0  # the first retry after a failure; then doubling up to RETRY_MAX_S
 RETRY_MAX_S = 60.0
@@ -169,6 +171,10 @@ class Agent:
         with the same run dir or bpffs (see ``seawall.agent.lock``)."""
         self.options.run_dir.mkdir(parents=True, exist_ok=True)
         self._lock = lock_agent(self.options.run_dir, self.options.bpffs)  # first: one agent per node
+        # The raw tier's thread does seconds of Python on a big set (rendering, ipset
+        # plans) and would hold the interpreter lock for 5 ms at a time; a change that
+        # arrives meanwhile must get to the XDP maps in a fraction of that.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.syncer.start()
         self.xdp.start()
         self.raw.start()
