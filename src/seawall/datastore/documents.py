@@ -27,7 +27,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from seawall.api.cidr import check_set_nets
-from seawall.api.cidr_bulk import canonical_texts
 from seawall.api.members import CHUNK_KIND, MembersFormatError, MembersHead, bucket_of, parse_head
 from seawall.datastore import members as layout
 from seawall.datastore.interface import (
@@ -200,6 +199,8 @@ class Documents(Datastore):
         manifest = _manifest(kv.value)
         if manifest is None:
             nets = (kv.value.get("spec") or {}).get("nets") or []
+            from seawall.api.cidr_bulk import canonical_texts  # numpy: only on this path (CLI start-up stays light)
+
             kept = [net for net, text in zip(nets, canonical_texts(nets), strict=True) if text not in removing]
             present = set(canonical_texts(kept))
             new_nets = kept + [net for net in adding if net not in present]

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from seawall.api.cidr_bulk import canonical_texts
+from seawall.api.cidr import parse_cidr
 from seawall.api.members import (
     CHUNK_API_VERSION,
     CHUNK_KIND,
@@ -68,13 +68,29 @@ def chunk_value(set_name: str, buckets: int, index: int, nets: Sequence[str]) ->
     }
 
 
+_BULK = 512  # from this many nets on, the vectorised check
+
+
+def _canonical_or_none(value: object) -> str | None:
+    try:
+        return parse_cidr(value).text
+    except (ValueError, TypeError):
+        return None
+
+
 class NotCanonical(ValueError):
     """A net that is not a CIDR reached the chunk writer (validation should have refused it)."""
 
 
 def canonical_nets(nets: Sequence[object]) -> list[str]:
     """The distinct canonical texts of validated nets, in first-seen order."""
-    texts = canonical_texts(nets)
+    texts: Sequence[str | None]
+    if len(nets) < _BULK:
+        texts = [_canonical_or_none(n) for n in nets]
+    else:
+        from seawall.api.cidr_bulk import canonical_texts  # numpy, only for many nets: CLI start-up stays light
+
+        texts = canonical_texts(nets)
     for value, text in zip(nets, texts, strict=True):
         if text is None:
             raise NotCanonical(f"spec.nets: {value!r} is not a CIDR")
