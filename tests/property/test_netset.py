@@ -116,3 +116,27 @@ def test_split_by_crc_keeps_what_the_test_accepts_and_buckets_like_any_netset(te
     assert sorted(others) == sorted(t for t in texts if text_crc(t) & mask != 0)
     assert kept == NetSet(t for t in texts if text_crc(t) & mask == 0)  # same buckets as built any other way
     assert kept.changes_from(NetSet(kept)) == (frozenset(), frozenset())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(NET, max_size=80), st.lists(st.tuples(st.integers(0, 7), NETS, NETS), min_size=1, max_size=4))
+def test_a_union_of_disjoint_parts_swaps_only_the_changed_parts(
+        texts: list[str], steps: list[tuple[int, frozenset[str], frozenset[str]]]) -> None:
+    """Parts that own their buckets (a chunked set: CRC-32 bucket mod 8 = the part) unite
+    by swapping the changed parts' buckets, and know the change."""
+    from seawall.policy.netset import text_crc
+
+    def part_of(t: str) -> int:
+        return text_crc(t) & 7
+
+    parts = [NetSet(t for t in texts if part_of(t) == i) for i in range(8)]
+    union = NetSet.union_of_disjoint(parts)
+    assert union == frozenset(texts)
+    for which, added, removed in steps:
+        old_parts, old_union = list(parts), union
+        parts[which] = parts[which].with_changes({t for t in added if part_of(t) == which}, removed)
+        union = NetSet.union_of_disjoint(parts, (old_parts, old_union))
+        assert union == frozenset().union(*map(frozenset, parts))
+        known = union.delta_from(old_union)
+        if known is not None:
+            assert known == (frozenset(union) - frozenset(old_union), frozenset(old_union) - frozenset(union))

@@ -40,6 +40,8 @@ def test_packed_ints_match_a_set(steps: list[tuple[str, object]], fold_min: int)
             probe = np.arange(0, 302, dtype=np.int64)
             assert all((v in ours) == (v in model) for v in (0, 1, 150, 299, 300, 301))
             assert ours.contains_many(probe).tolist() == [v in model for v in probe.tolist()]
+            for low, high in ((0, 301), (10, 20), (150, 151), (290, 400)):
+                assert ours.in_range(low, high) == sorted(v for v in model if low <= v < high)
         assert ours.array().tolist() == sorted(model) and list(ours) == sorted(model)
         assert "1" not in ours
     finally:

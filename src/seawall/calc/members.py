@@ -132,4 +132,4 @@ def assemble(members: SetMembers, previous: tuple[tuple[NetSet, ...], NetSet] | 
     changed chunks' buckets, and the result knows its change from the previous set."""
     parts = tuple(c.canonical if c is not None else NetSet.EMPTY for c in members.chunks)
     usable = previous if previous is not None and len(previous[0]) == len(parts) else None
-    return parts, NetSet.union(parts, usable)
+    return parts, NetSet.union_of_disjoint(parts, usable)  # a chunk owns its buckets (strays are not members)

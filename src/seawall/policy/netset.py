@@ -348,6 +348,35 @@ class NetSet(Set[str]):
         return union
 
     @staticmethod
+    def union_of_disjoint(parts: Sequence[NetSet], previous: tuple[Sequence[NetSet], NetSet] | None = None) -> NetSet:
+        """``union`` for parts that never share a bucket (a chunked set: a chunk owns
+        its buckets). With ``previous``, only the changed parts' buckets are swapped:
+        O(what changed), not O(parts); the result knows its change when they do."""
+        if previous is None or len(previous[0]) != len(parts):
+            return NetSet.union(parts, previous)
+        old_parts, old_union = previous
+        changed = [i for i, (new, old) in enumerate(zip(parts, old_parts, strict=True)) if new is not old]
+        if not changed:
+            return old_union
+        buckets = dict(old_union._buckets)
+        for i in changed:
+            for b in old_parts[i]._buckets:
+                buckets.pop(b, None)
+        for i in changed:
+            buckets.update(parts[i]._buckets)
+        union = NetSet._of_buckets(buckets)
+        plus: list[frozenset[str]] = []
+        minus: list[frozenset[str]] = []
+        for i in changed:
+            delta = parts[i].delta_from(old_parts[i])
+            if delta is None:
+                return union
+            plus.append(delta[0])
+            minus.append(delta[1])
+        union._delta = (weakref.ref(old_union), frozenset().union(*plus), frozenset().union(*minus))
+        return union
+
+    @staticmethod
     def _union_delta(parts: Sequence[NetSet], previous: tuple[Sequence[NetSet], NetSet],
                      union: NetSet) -> tuple[weakref.ref[NetSet], frozenset[str], frozenset[str]] | None:
         """The union's change from the previous union when every part's change is known:

@@ -10,6 +10,7 @@ a fraction of it, so one change stays O(log n) and a bulk load stays vectorised.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -46,7 +47,7 @@ class PackedInts:
 
     def __init__(self) -> None:
         self._base: np.ndarray = _EMPTY  # sorted, unique
-        self._added: set[int] = set()  # not in _base
+        self._added: list[int] = []  # sorted, not in _base (a range query is a bisect)
         self._removed: set[int] = set()  # in _base
 
     def _in_base(self, value: int) -> bool:
@@ -57,9 +58,23 @@ class PackedInts:
     def __contains__(self, value: object) -> bool:
         if not isinstance(value, int):
             return False
-        if value in self._added:
+        if self._in_added(value):
             return True
         return value not in self._removed and self._in_base(value)
+
+    def _in_added(self, value: int) -> bool:
+        added = self._added
+        i = bisect.bisect_left(added, value)
+        return i < len(added) and added[i] == value
+
+    def in_range(self, low: int, high: int) -> list[int]:
+        """The members in [low, high), sorted (O(log n + answer))."""
+        base = self._base
+        a, z = int(np.searchsorted(base, low)), int(np.searchsorted(base, high))
+        found = [v for v in base[a:z].tolist() if v not in self._removed]
+        added = self._added
+        found += added[bisect.bisect_left(added, low) : bisect.bisect_left(added, high)]
+        return sorted(found)
 
     def contains_many(self, values: np.ndarray) -> np.ndarray:
         """A bool per value (vectorised)."""
@@ -82,13 +97,13 @@ class PackedInts:
     def add(self, value: int) -> None:
         if value in self._removed:
             self._removed.discard(value)
-        elif value not in self._added and not self._in_base(value):
-            self._added.add(value)
+        elif not self._in_added(value) and not self._in_base(value):
+            bisect.insort(self._added, value)
             self._maybe_fold()
 
     def discard(self, value: int) -> None:
-        if value in self._added:
-            self._added.discard(value)
+        if self._in_added(value):
+            self._added.pop(bisect.bisect_left(self._added, value))
         elif value not in self._removed and self._in_base(value):
             self._removed.add(value)
             self._maybe_fold()
@@ -125,7 +140,6 @@ class PackedInts:
             gone = np.fromiter(self._removed, dtype=np.int64, count=len(self._removed))
             base = base[~np.isin(base, gone, assume_unique=True)]
         if self._added:
-            new = np.fromiter(self._added, dtype=np.int64, count=len(self._added))
-            base = merge(base, new)
+            base = merge(base, np.array(self._added, dtype=np.int64))
         self._base = base
-        self._added, self._removed = set(), set()
+        self._added, self._removed = [], set()

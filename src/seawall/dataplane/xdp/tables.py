@@ -560,10 +560,9 @@ class BlocklistTables:
         if slot not in self._v4_long:
             return STATE_NONE, None
         for length in long_lengths:
-            networks, width = self._v4_by_len[length], 1 << (32 - length)
-            for low in range(0, 256, width):
-                if base | low in networks:
-                    bits |= ((1 << width) - 1) << low
+            width = 1 << (32 - length)
+            for network in self._v4_by_len[length].in_range(base, base + 256):
+                bits |= ((1 << width) - 1) << (network - base)
         if bits:
             return STATE_L2, bits.to_bytes(32, "little")
         return STATE_NONE, None
