@@ -41,7 +41,7 @@ def _agent_view(store: Datastore, name: str) -> frozenset[str]:
     if name in snapshot.members:
         from seawall.calc.members import assemble
 
-        return frozenset(assemble(snapshot.members[name], None))
+        return frozenset(assemble(snapshot.members[name], None)[1])
     return frozenset(snapshot.gns[name].spec.nets or [])
 
 
