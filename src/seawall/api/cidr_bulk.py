@@ -15,19 +15,24 @@ strings); the rest (IPv6, bare addresses, host bits set, garbage) go through
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from seawall.api.cidr import parse_cidr
 
+if TYPE_CHECKING:
+    import numpy as np
+
 WIDTH = 18  # len("255.255.255.255/32")
 BLOCK = 1 << 16  # rows per numpy pass (bounded scratch memory)
+SMALL = 512  # fewer values than this: one by one (no numpy import, no numpy overhead)
 _ZERO, _NINE, _DOT, _SLASH = ord("0"), ord("9"), ord("."), ord("/")
 
 
 def canonical_texts(values: Sequence[object]) -> list[str | None]:
     """Per value: its canonical CIDR text (the value itself when it already is),
     or None when it is not a CIDR (see ``parse_cidr``)."""
+    if len(values) < SMALL:
+        return [_same_if_equal(v, _slow(v)) for v in values]
     out: list[str | None] = [None] * len(values)
     for first in range(0, len(values), BLOCK):
         block = values[first : first + BLOCK]
@@ -40,6 +45,10 @@ def canonical_texts(values: Sequence[object]) -> list[str | None]:
     return out
 
 
+def _same_if_equal(value: object, text: str | None) -> str | None:
+    return value if text is not None and value == text else text
+
+
 def _slow(value: object) -> str | None:
     try:
         return parse_cidr(value).text
@@ -49,6 +58,8 @@ def _slow(value: object) -> str | None:
 
 def _canonical_v4_rows(values: Sequence[object]) -> np.ndarray:
     """A bool per value: is it canonical ``a.b.c.d/len`` IPv4 text?"""
+    import numpy as np
+
     n = len(values)
     if n == 0:
         return np.zeros(0, bool)

@@ -19,7 +19,10 @@ import re
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
 
 CHUNK_KIND = "SeawallNetChunk"
 CHUNK_API_VERSION = "seawall.io/v1"
@@ -51,12 +54,29 @@ class ChunkDoc:
     nets: tuple[Any, ...]  # as stored (validated later, member by member)
 
 
+def text_crc(text: str) -> int:
+    """The CRC-32 of a canonical net text: what stored chunks (and the agent's
+    ``NetSet`` buckets) go by; stable across processes, unlike ``hash``."""
+    return zlib.crc32(text.encode("utf-8", "surrogatepass"))
+
+
+def text_crcs(texts: list[str]) -> np.ndarray:
+    """``text_crc`` of every text as an int64 array, in C loops (canonical texts are
+    ASCII; others one by one). numpy is imported here, not at CLI start-up."""
+    import numpy as np
+
+    try:
+        return np.fromiter(map(zlib.crc32, map(str.encode, texts)), np.int64, len(texts))
+    except UnicodeEncodeError:
+        return np.fromiter(map(text_crc, texts), np.int64, len(texts))
+
+
 def bucket_of(canonical: str, buckets: int) -> int:
-    """A net's bucket: the CRC-32 of its canonical text (stable across processes,
-    unlike ``hash``). A chunk holds only nets of its own bucket; a member stored in
-    another bucket's chunk is not part of the set (so a net lives in one chunk
-    only, and a chunk's change says exactly which nets the set gained or lost)."""
-    return zlib.crc32(canonical.encode()) & (buckets - 1)
+    """A net's bucket: ``text_crc`` of its canonical text. A chunk holds only nets of
+    its own bucket; a member stored in another bucket's chunk is not part of the set
+    (so a net lives in one chunk only, and a chunk's change says exactly which nets
+    the set gained or lost)."""
+    return text_crc(canonical) & (buckets - 1)
 
 
 def chunk_name(set_name: str, digest: str) -> str:

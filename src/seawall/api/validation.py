@@ -15,6 +15,7 @@ from typing import Any
 
 from seawall.api import models
 from seawall.api.cidr import CidrError, ParsedNet, check_set_nets, parse_net
+from seawall.api.cidr_bulk import canonical_texts
 from seawall.api.durations import parse_duration
 from seawall.api.errors import FieldError, Warning_
 from seawall.api.felix import unenforced_fields
@@ -150,8 +151,6 @@ def _check_network_set(resource: models.GlobalNetworkSet, out: _Collector) -> No
     """One bulk pass finds the nets already in canonical form (``cidr_bulk``: a 1M-net
     set of /24s in ~0.8 s, not ~60 s of ``ipaddress``); only the others are parsed,
     for their error or their host-bits warning."""
-    from seawall.api.cidr_bulk import canonical_texts  # numpy: loaded when a set is validated, not at CLI start
-
     nets = resource.spec.nets or []
     texts = canonical_texts(nets)
     bad = check_set_nets([net for net, text in zip(nets, texts, strict=True) if text is None])

@@ -82,7 +82,7 @@ class ValidatedResources:
                 # Not (yet) referenced: a writer puts a big change's chunks in before the
                 # head that names them. Parse it now, against the bucket count of its set's
                 # current head, so that the head's arrival costs only the swap.
-                buckets = self._early_buckets(name, value, heads)
+                buckets = self._early_buckets(value, heads)
                 if buckets is None:
                     continue
             if cached is None or cached[0] is not value or self._parsed_for.get(name) != buckets:
@@ -109,7 +109,7 @@ class ValidatedResources:
         return out
 
     @staticmethod
-    def _early_buckets(name: str, value: dict[str, Any], heads: dict[str, MembersHead]) -> int | None:
+    def _early_buckets(value: dict[str, Any], heads: dict[str, MembersHead]) -> int | None:
         """The bucket count to parse an unreferenced chunk for: its set's current head's,
         when the chunk claims a bucket of it; else None (left until a head names it)."""
         if not isinstance(value, dict):

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from seawall.api.cidr import check_set_nets
+from seawall.api.cidr_bulk import canonical_texts
 from seawall.api.members import CHUNK_KIND, MembersFormatError, MembersHead, bucket_of, parse_head
 from seawall.datastore import members as layout
 from seawall.datastore.interface import (
@@ -198,14 +199,7 @@ class Documents(Datastore):
     def _patch_once(self, kv: KeyValue, adding: Sequence[str], removing: set[str]) -> KeyValue:
         manifest = _manifest(kv.value)
         if manifest is None:
-            nets = (kv.value.get("spec") or {}).get("nets") or []
-            from seawall.api.cidr_bulk import canonical_texts  # numpy: only on this path (CLI start-up stays light)
-
-            kept = [net for net, text in zip(nets, canonical_texts(nets), strict=True) if text not in removing]
-            present = set(canonical_texts(kept))
-            new_nets = kept + [net for net in adding if net not in present]
-            doc = {**kv.value, "spec": {**(kv.value.get("spec") or {}), "nets": new_nets}}
-            return self.commit([Update(GNS, kv.name, doc, kv.mod_revision)])[0]
+            return self._patch_whole(kv, adding, removing)
         buckets = manifest.buckets
         adding_by_bucket: dict[int, set[str]] = {}
         for net in adding:
@@ -227,7 +221,7 @@ class Documents(Datastore):
             whole = self._whole(kv, None)  # re-bucket (or back to plain): the whole set once
             if whole is None:
                 raise _ChunksMoved()
-            return self._patch_once_plain(whole, adding, removing)
+            return self._patch_whole(whole, adding, removing)
         digests = list(manifest.chunks)
         fresh: dict[str, dict[str, Any]] = {}
         orphans: builtins.list[str] = []
@@ -246,11 +240,14 @@ class Documents(Datastore):
         head = layout.head_value(kv.value, count, buckets, digests)
         return self._swap([Update(GNS, kv.name, head, kv.mod_revision)], fresh, orphans)[0]
 
-    def _patch_once_plain(self, whole: KeyValue, adding: Sequence[str], removing: set[str]) -> KeyValue:
-        nets = [n for n in whole.value["spec"]["nets"] if n not in removing]
-        present = set(nets)
-        nets += [n for n in adding if n not in present]
-        doc = {**whole.value, "spec": {**whole.value["spec"], "nets": nets}}
+    def _patch_whole(self, whole: KeyValue, adding: Sequence[str], removing: set[str]) -> KeyValue:
+        """The set as one document (stored plain, or being re-bucketed): the nets
+        whose canonical form is removed go, the added ones not yet present (in any
+        spelling) join; ``commit`` decides plain or chunked."""
+        nets = (whole.value.get("spec") or {}).get("nets") or []
+        kept = [net for net, text in zip(nets, canonical_texts(nets), strict=True) if text not in removing]
+        present = set(canonical_texts(kept))
+        doc = {**whole.value, "spec": {**(whole.value.get("spec") or {}), "nets": kept + [n for n in adding if n not in present]}}
         return self.commit([Update(GNS, whole.name, doc, whole.mod_revision)])[0]
 
     def _swap(self, main: builtins.list[Op], fresh: Mapping[str, dict[str, Any]],

@@ -16,12 +16,11 @@ Pure: no I/O (``seawall.datastore.documents`` does the reading and writing).
 from __future__ import annotations
 
 import hashlib
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from seawall.api.cidr import parse_cidr
+from seawall.api.cidr_bulk import canonical_texts
 from seawall.api.members import (
     CHUNK_API_VERSION,
     CHUNK_KIND,
@@ -30,6 +29,7 @@ from seawall.api.members import (
     MembersHead,
     chunk_name,
     parse_head,
+    text_crcs,
     without_manifest,
 )
 
@@ -68,29 +68,13 @@ def chunk_value(set_name: str, buckets: int, index: int, nets: Sequence[str]) ->
     }
 
 
-_BULK = 512  # from this many nets on, the vectorised check
-
-
-def _canonical_or_none(value: object) -> str | None:
-    try:
-        return parse_cidr(value).text
-    except (ValueError, TypeError):
-        return None
-
-
 class NotCanonical(ValueError):
     """A net that is not a CIDR reached the chunk writer (validation should have refused it)."""
 
 
 def canonical_nets(nets: Sequence[object]) -> list[str]:
     """The distinct canonical texts of validated nets, in first-seen order."""
-    texts: Sequence[str | None]
-    if len(nets) < _BULK:
-        texts = [_canonical_or_none(n) for n in nets]
-    else:
-        from seawall.api.cidr_bulk import canonical_texts  # numpy, only for many nets: CLI start-up stays light
-
-        texts = canonical_texts(nets)
+    texts = canonical_texts(nets)
     for value, text in zip(nets, texts, strict=True):
         if text is None:
             raise NotCanonical(f"spec.nets: {value!r} is not a CIDR")
@@ -103,7 +87,7 @@ def bucketed(nets: Sequence[str], buckets: int) -> list[list[str]]:
     import numpy as np
 
     ordered = list(nets)
-    keys = np.fromiter(map(zlib.crc32, map(str.encode, ordered)), np.uint32, len(ordered)) & np.uint32(buckets - 1)
+    keys = text_crcs(ordered) & (buckets - 1)
     order = np.argsort(keys, kind="stable")
     counts = np.bincount(keys, minlength=buckets).tolist()
     grouped = [ordered[i] for i in order.tolist()]

@@ -25,11 +25,12 @@ from __future__ import annotations
 import itertools
 import operator
 import weakref
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence, Set
 from typing import Any
 
 import numpy as np
+
+from seawall.api.members import text_crc, text_crcs
 
 PER_FAMILY = 4096  # = the most buckets a stored set has: a chunk is always whole buckets
 BUCKETS = 2 * PER_FAMILY
@@ -37,24 +38,14 @@ _MASK = PER_FAMILY - 1
 _EMPTY: frozenset[str] = frozenset()
 
 
-def text_crc(text: str) -> int:
-    """The CRC-32 the buckets (and the datastore's chunks) go by."""
-    return zlib.crc32(text.encode("utf-8", "surrogatepass"))
-
-
-def bucket_for(crc: int, text: str) -> int:
-    """The bucket of ``text`` whose ``text_crc`` is ``crc``."""
-    return (crc & _MASK) | (PER_FAMILY if ":" in text else 0)
-
-
 def _bucket(text: str) -> int:
-    return bucket_for(text_crc(text), text)
+    return (text_crc(text) & _MASK) | (PER_FAMILY if ":" in text else 0)
 
 
 def _grouped(texts: Iterable[str]) -> dict[int, list[str]]:
     groups: dict[int, list[str]] = {}
     for text in texts:
-        b = (zlib.crc32(text.encode("utf-8", "surrogatepass")) & _MASK) | (PER_FAMILY if ":" in text else 0)
+        b = _bucket(text)
         group = groups.get(b)
         if group is None:
             groups[b] = [text]
@@ -85,14 +76,6 @@ def _bucketed_by_crc(ordered: list[str], crcs: np.ndarray) -> dict[int, frozense
     sorted_texts = list(operator.itemgetter(*order.tolist())(ordered)) if len(ordered) > 1 else list(ordered)
     bucket_ids = keys[starts].tolist()
     return {b: frozenset(sorted_texts[a:z]) for b, a, z in zip(bucket_ids, starts, ends, strict=True)}
-
-
-def text_crcs(texts: list[str]) -> np.ndarray:
-    """``text_crc`` of every text, in C loops (ASCII, as canonical CIDR texts are; else one by one)."""
-    try:
-        return np.fromiter(map(zlib.crc32, map(str.encode, texts)), np.int64, len(texts))
-    except UnicodeEncodeError:
-        return np.fromiter((zlib.crc32(t.encode("utf-8", "surrogatepass")) for t in texts), np.int64, len(texts))
 
 
 def split_by_crc(texts: Sequence[str], keep: Callable[[np.ndarray], np.ndarray]) -> tuple[NetSet, list[str]]:
@@ -161,12 +144,6 @@ class NetSet(Set[str]):
 
     def added_since_parent(self) -> frozenset[str] | None:
         return self._delta[1] if self._delta is not None else None
-
-    @classmethod
-    def of_buckets(cls, buckets: dict[int, frozenset[str]]) -> NetSet:
-        """A set made of ready buckets (id -> members, each member in the bucket
-        ``bucket_for`` gives it): for callers that grouped the members already."""
-        return cls._of_buckets({b: members for b, members in buckets.items() if members})
 
     @classmethod
     def _of_buckets(cls, buckets: dict[int, frozenset[str]], length: int | None = None) -> NetSet:
@@ -365,15 +342,9 @@ class NetSet(Set[str]):
         for i in changed:
             buckets.update(parts[i]._buckets)
         union = NetSet._of_buckets(buckets)
-        plus: list[frozenset[str]] = []
-        minus: list[frozenset[str]] = []
-        for i in changed:
-            delta = parts[i].delta_from(old_parts[i])
-            if delta is None:
-                return union
-            plus.append(delta[0])
-            minus.append(delta[1])
-        union._delta = (weakref.ref(old_union), frozenset().union(*plus), frozenset().union(*minus))
+        deltas = _part_deltas(parts, old_parts)
+        if deltas is not None:
+            union._delta = (weakref.ref(old_union), frozenset().union(*deltas[0]), frozenset().union(*deltas[1]))
         return union
 
     @staticmethod
@@ -385,16 +356,10 @@ class NetSet(Set[str]):
         old_parts, old_union = previous
         if len(old_parts) != len(parts) or union is old_union:
             return None
-        plus: list[frozenset[str]] = []
-        minus: list[frozenset[str]] = []
-        for new, old in zip(parts, old_parts, strict=True):
-            if new is old:
-                continue
-            delta = new.delta_from(old)
-            if delta is None:
-                return None
-            plus.append(delta[0])
-            minus.append(delta[1])
+        deltas = _part_deltas(parts, old_parts)
+        if deltas is None:
+            return None
+        plus, minus = deltas
         added = frozenset(t for d in plus for t in d if t not in old_union)
         removed = frozenset(t for d in minus for t in d if t not in union)
         return weakref.ref(old_union), added, removed
@@ -454,6 +419,22 @@ class NetSet(Set[str]):
 
 
 NetSet.EMPTY = NetSet._of_buckets({}, 0)
+
+
+def _part_deltas(parts: Sequence[NetSet], old_parts: Sequence[NetSet]) -> tuple[list[frozenset[str]], list[frozenset[str]]] | None:
+    """(added, removed) of every part that changed (same position, another object),
+    when each was made from its old self by a known change; else None."""
+    plus: list[frozenset[str]] = []
+    minus: list[frozenset[str]] = []
+    for new, old in zip(parts, old_parts, strict=True):
+        if new is old:
+            continue
+        delta = new.delta_from(old)
+        if delta is None:
+            return None
+        plus.append(delta[0])
+        minus.append(delta[1])
+    return plus, minus
 
 
 def as_netset(texts: Iterable[str]) -> NetSet:

@@ -281,7 +281,7 @@ class IpSets:
         self.runner = runner
         # Where a stopping agent leaves (entries, digest) of every set it programmed, so
         # the next one adopts a set that still holds it without reading a million
-        # members back (``adopt``); read once and removed (a crash leaves none: full read).
+        # members back (``sync``); read once and removed (a crash leaves none: full read).
         self._state_file = state_file
         self._adoptable: dict[str, tuple[int, str]] | None = None
         # name -> (members as given, normalized): what the kernel held after our last write

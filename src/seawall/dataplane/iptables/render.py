@@ -343,10 +343,9 @@ def _suspect(cidrs: NetSet, family: int) -> bool:
     return False
 
 
-# (id of a NetSet, family) -> the set: whole sets found clean (the last few; a new
-# version made from one of them by a known change is checked by what it added)
-# version made from one of them by a known change is checked by what it added); weak:
-# never what keeps an old version of a big set alive
+# (id of a NetSet, family) -> the set: whole sets found clean (a new version made
+# from one of them by a known change is checked by what it added); weak: never what
+# keeps an old version of a big set alive
 _CLEAN_SETS: weakref.WeakValueDictionary[tuple[int, int], NetSet] = weakref.WeakValueDictionary()
 
 

@@ -3,9 +3,10 @@
 Why: the XDP tables keep every blocked IPv4 network per prefix length. As a
 Python ``set`` a million networks cost ~100 MiB (an int object and a hash slot
 each) and their bulk load a Python loop; as a sorted ``int64`` array they cost
-8 MiB and load in one ``numpy.unique``. Single changes go to two small overlay
-sets (added, removed) and are folded into the array once the overlays grow past
-a fraction of it, so one change stays O(log n) and a bulk load stays vectorised.
+8 MiB and load in one sort. Single changes go to two small overlays (a sorted
+list of added values, a set of removed ones) and are folded into the array once
+they grow past a fraction of it, so one change stays O(log n), a range query
+(the networks inside one /24) is two bisections, and a bulk load stays vectorised.
 """
 
 from __future__ import annotations

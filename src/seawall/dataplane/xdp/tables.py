@@ -394,7 +394,8 @@ class BlocklistTables:
         self._v4_by_len[length].add(network)
         if length <= V4_TOP16_MAX:
             return self._top_writes(_top_words(family, network, length))
-        self._count_long(network, length, +1)
+        if length > 24:
+            self._count_long(network >> 8, +1)
         return self._v4_refresh(_v4_slots(network, length))
 
     def remove(self, cidr: str) -> list[Write]:
@@ -420,17 +421,17 @@ class BlocklistTables:
         self._v4_by_len[length].discard(network)
         if length <= V4_TOP16_MAX:
             return self._top_writes(_top_words(family, network, length))
-        self._count_long(network, length, -1)
+        if length > 24:
+            self._count_long(network >> 8, -1)
         return self._v4_refresh(_v4_slots(network, length))
 
-    def _count_long(self, network: int, length: int, delta: int) -> None:
-        if length > 24:
-            slot = network >> 8
-            left = self._v4_long.get(slot, 0) + delta
-            if left:
-                self._v4_long[slot] = left
-            else:
-                self._v4_long.pop(slot, None)
+    def _count_long(self, slot: int, delta: int) -> None:
+        """Keep ``_v4_long``: ``delta`` more (or fewer) /25../32 prefixes in ``slot``."""
+        left = self._v4_long.get(slot, 0) + delta
+        if left:
+            self._v4_long[slot] = left
+        else:
+            self._v4_long.pop(slot, None)
 
     def apply_changes(self, added: Iterable[str], removed: Iterable[str]) -> list[Write]:
         """Many changes at once (a feed's churn: 30,000 against a million): ``removed``
@@ -442,7 +443,7 @@ class BlocklistTables:
         v4_gone: list[str] = []
         v4_new: list[str] = []
         for cidr in removed:
-            if isinstance(cidr, str) and ":" in cidr or not isinstance(cidr, str) or cidr in self._skipped:
+            if not isinstance(cidr, str) or ":" in cidr or cidr in self._skipped:
                 v6.extend(self.remove(cidr))  # IPv6, or a value skipped when it came: forgotten
             else:
                 v4_gone.append(cidr)
@@ -476,11 +477,7 @@ class BlocklistTables:
                     continue
                 slot_parts.append(starts)
                 for slot, n in zip(*(a.tolist() for a in np.unique(starts, return_counts=True)), strict=True):
-                    left = self._v4_long.get(slot, 0) + delta * n
-                    if left:
-                        self._v4_long[slot] = left
-                    else:
-                        self._v4_long.pop(slot, None)
+                    self._count_long(slot, delta * n)
         slots = sorted_unique(np.concatenate(slot_parts)).tolist() if slot_parts else []
         return v6 + self._top_writes(sorted(top)) + self._v4_refresh(slots)
 
@@ -556,9 +553,9 @@ class BlocklistTables:
         for length in short_lengths:
             if (base & _mask32(length)) in self._v4_by_len[length]:
                 return STATE_BLOCKED, None
-        bits = 0
         if slot not in self._v4_long:
             return STATE_NONE, None
+        bits = 0
         for length in long_lengths:
             width = 1 << (32 - length)
             for network in self._v4_by_len[length].in_range(base, base + 256):
