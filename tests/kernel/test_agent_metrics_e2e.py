@@ -79,10 +79,16 @@ def test_metrics_health_and_a_runtime_config_change(world: World) -> None:
         assert not_received == FLOOD
 
         dropped = lbl(interface=world.iface, mode="xdp-native", verdict="dropped")
-        assert wait_until(lambda: scrape(world.victim, port).get(("seawall_packets_total", dropped), 0) >= not_received,
-                          timeout=10), scrape(world.victim, port)
+        passed = lbl(interface=world.iface, mode="xdp-native", verdict="passed")
+
+        def counted() -> bool:
+            # The agent publishes its counters periodically: one snapshot can fall between the
+            # flood and the allowed packets, so wait for a scrape that holds both.
+            now = scrape(world.victim, port)
+            return (now.get(("seawall_packets_total", dropped), 0) >= not_received
+                    and now.get(("seawall_packets_total", passed), 0) >= 20)
+        assert wait_until(counted, timeout=10), scrape(world.victim, port)
         got = scrape(world.victim, port)
-        assert got[("seawall_packets_total", lbl(interface=world.iface, mode="xdp-native", verdict="passed"))] >= 20
         assert got[("seawall_bytes_total", dropped)] >= not_received * 28  # at least IP + UDP headers each
         assert got[("seawall_in_sync", ())] == 1
         assert got[("seawall_apply_seconds_count", ())] > 0
