@@ -353,6 +353,41 @@ def test_watch_kinds_filter(datastore: Datastore, collect: Collect) -> None:
     assert [e.name for e in collect(datastore, rev0 + 1, 2, kinds=["B"])] == ["1", "2"]
 
 
+def test_watch_marks_where_each_revision_ends(datastore: Datastore, collect: Collect) -> None:
+    """``complete`` is False on every event of a transaction but its last, so a watcher
+    can publish whole revisions only (also when a kinds filter hides the last key)."""
+    rev0 = datastore.current_revision()
+    datastore.create("A", "0", {})
+    datastore.commit([Create("A", "1", {}), Create("A", "2", {}), Create("B", "1", {})])
+    datastore.commit([Create("A", "3", {}), Create("B", "2", {}), Create("A", "4", {})])
+    events = collect(datastore, rev0 + 1, 7)
+    assert [(e.kind, e.name, e.revision, e.complete) for e in events] == [
+        ("A", "0", rev0 + 1, True), ("A", "1", rev0 + 2, False), ("A", "2", rev0 + 2, False), ("B", "1", rev0 + 2, True),
+        ("A", "3", rev0 + 3, False), ("B", "2", rev0 + 3, False), ("A", "4", rev0 + 3, True),
+    ]
+    filtered = collect(datastore, rev0 + 1, 5, kinds=["A"])
+    assert [(e.name, e.revision, e.complete) for e in filtered] == [
+        ("0", rev0 + 1, True), ("1", rev0 + 2, False), ("2", rev0 + 2, True), ("3", rev0 + 3, False), ("4", rev0 + 3, True),
+    ]
+
+
+def test_watch_without_previous_values(datastore: Datastore) -> None:
+    """``prev=False``: the same events, each with ``prev_value`` None."""
+    rev0 = datastore.current_revision()
+    datastore.create("K", "a", {"v": 1})
+    datastore.update("K", "a", {"v": 2})
+    datastore.delete("K", "a")
+    stop = threading.Event()
+    events = []
+    for event in datastore.watch(rev0 + 1, stop=stop, prev=False):
+        events.append(event)
+        if len(events) == 3:
+            stop.set()
+            break
+    assert [(e.type, e.revision, e.value, e.prev_value) for e in events] == [
+        (PUT, rev0 + 1, {"v": 1}, None), (PUT, rev0 + 2, {"v": 2}, None), (DELETE, rev0 + 3, None, None)]
+
+
 def test_watch_from_a_future_revision_waits_for_it(datastore: Datastore, collect: Collect) -> None:
     rev0 = datastore.current_revision()
     result: list[list[WatchEvent]] = []

@@ -131,3 +131,33 @@ def test_an_early_chunk_of_another_bucket_count_or_a_foreign_index_waits_for_its
     snapshot, invalid = validated.update([SEED[0], *old, stray, SEED[2]])
     assert not invalid and "dos-mitigation.00000000000000aa" not in validated._chunks
     assert compute(snapshot, "jasper", ETH0).xdp.interfaces[0].cidrs == frozenset(NETS)
+
+
+def test_a_head_with_a_malformed_digest_is_refused() -> None:
+    import pytest
+
+    from seawall.api.members import MembersFormatError, parse_head
+
+    good = ["0123456789abcdef", "", "fedcba9876543210", ""]
+    assert parse_head({MEMBERS_KEY: {"version": 1, "count": 2, "buckets": 4, "chunks": good}}).chunks == tuple(good)
+    for chunks in (["0123456789abcdef,fedcba9876543210", "", "", ""], ["0123456789ABCDEF", "", "", ""],
+                   ["0123456789abcde", "", "", ""], [None, "", "", ""], [16, "", "", ""], ["", "", "", ",,,"]):
+        with pytest.raises(MembersFormatError):
+            parse_head({MEMBERS_KEY: {"version": 1, "count": 2, "buckets": 4, "chunks": chunks}})
+
+
+def test_an_update_that_touches_none_of_a_sets_chunks_hands_out_the_same_members() -> None:
+    """So the calculation's memo holds for the big set while another resource changes;
+    a changed chunk (or a deleted one) gives the set new members."""
+    validated = ValidatedResources()
+    items = chunked("dos-mitigation", NETS)
+    first, _ = validated.update([SEED[0], *items, SEED[2]])
+    other = gns("small", ["198.51.100.0/24"])
+    second, _ = validated.update([SEED[0], *items, other, SEED[2]])
+    assert second.members["dos-mitigation"] is first.members["dos-mitigation"]
+    changed = chunked("dos-mitigation", [*NETS, "203.0.113.9/32"])
+    third, _ = validated.update([SEED[0], *changed, other, SEED[2]])
+    assert third.members["dos-mitigation"] is not first.members["dos-mitigation"]
+    fourth, _ = validated.update([SEED[0], *changed[:-1], other, SEED[2]])  # a chunk the head names is gone
+    assert fourth.members["dos-mitigation"] is not third.members["dos-mitigation"]
+    assert fourth.members["dos-mitigation"].missing

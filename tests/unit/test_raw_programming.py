@@ -254,6 +254,29 @@ def test_driver_order_ipsets_tables_then_stale_sets() -> None:
     assert report.families[4].programmed and report.sets_destroyed == ["sw4-stale"]
 
 
+def test_a_members_only_change_reads_no_rules_back_when_trusted() -> None:
+    """``trust_rules``: a rendering whose tables and set names equal the last one programmed
+    costs the ipset writes only (no ``iptables-save``, no listing for stale sets); without
+    it, or after a change of rules, the tables are read back and planned as before."""
+    runner = FakeRunner({"ipset list -t": LIST_T.partition("Name: sw4-stale")[0],
+                         "ipset save sw4-a": "add sw4-a 10.0.0.0/8\nadd sw4-a 1.2.3.4\n",
+                         "iptables-nft-restore --help": "--wait",
+                         "iptables-nft-save": "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"})
+    driver = RawDriver("NFT", runner=runner)
+    assert driver.reconcile(RenderedRaw({4: TABLE}, {"sw4-a": content("sw4-a", {"10.0.0.0/8", "1.2.3.4"})}), trust_rules=True).ok
+    mark = len(runner.calls)
+    report = driver.reconcile(RenderedRaw({4: TABLE}, {"sw4-a": content("sw4-a", {"10.0.0.0/8", "5.5.5.5"})}), trust_rules=True)
+    assert report.ok and report.sets_changed == ["sw4-a"]
+    assert runner.calls[mark:] == [(["ipset", "restore", "-exist"], "del sw4-a 1.2.3.4/32\nadd sw4-a 5.5.5.5/32\n")]
+    mark = len(runner.calls)
+    other = TableContent(4, {"sw-pre": (R1,)}, (("PREROUTING", "sw-pre"),))
+    assert driver.reconcile(RenderedRaw({4: other}, {"sw4-a": content("sw4-a", {"10.0.0.0/8", "5.5.5.5"})}), trust_rules=True).ok
+    assert any(argv[0] == "iptables-nft-save" for argv, _ in runner.calls[mark:])
+    mark = len(runner.calls)
+    assert driver.reconcile(RenderedRaw({4: other}, {"sw4-a": content("sw4-a", {"10.0.0.0/8", "5.5.5.5"})})).ok
+    assert any(argv[0] == "iptables-nft-save" for argv, _ in runner.calls[mark:])
+
+
 def test_driver_reports_errors_per_family() -> None:
     runner = FakeRunner({"iptables-legacy-save": CommandError(["iptables-legacy-save"], 1, "boom")})
     report = RawDriver("Legacy", runner=runner).reconcile(RenderedRaw({4: TABLE}, {}))

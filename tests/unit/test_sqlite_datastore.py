@@ -282,6 +282,19 @@ def test_watch_batches_across_one_big_commit(
     events = collect(store, 1, 102)
     assert [e.name for e in events] == ["first", *(f"n{i:03d}" for i in range(100)), "last"]
     assert [e.revision for e in events] == [1] + [2] * 100 + [3]
+    # Batches cut the big commit; only its last event completes it, whatever the batch edges.
+    assert [e.name for e in events if e.complete] == ["first", "n099", "last"]
+
+
+def test_watch_completes_a_revision_cut_at_its_last_row(
+    store: SqliteDatastore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch that ends exactly at a revision's last row (row limit reached, nothing
+    after it): that row still completes the revision (no wait for a later write)."""
+    monkeypatch.setattr(sqlite_module, "_WATCH_BATCH_ROWS", 4)
+    store.commit([Create("K", f"n{i}", {}) for i in range(4)])
+    events = collect(store, 1, 4)
+    assert [e.complete for e in events] == [False, False, False, True]
 
 
 def test_watch_start_revision_must_be_positive(store: SqliteDatastore) -> None:

@@ -56,7 +56,8 @@ class FakeStore(Datastore):
         return self.revision
 
     def watch(
-        self, start_revision: int, *, kinds: Sequence[str] | None = None, stop: threading.Event | None = None
+        self, start_revision: int, *, kinds: Sequence[str] | None = None, stop: threading.Event | None = None,
+        prev: bool = True,
     ) -> Iterator[WatchEvent]:
         while stop is None or not stop.is_set():
             if self.fail is not None:
@@ -107,6 +108,22 @@ def test_lists_then_applies_watch_events(store: FakeStore, syncer: Syncer) -> No
     store.events.put(WatchEvent(EventType.DELETE, "GlobalNetworkSet", "a", 12, None, {}))
     wait_for(lambda: syncer.revision == 12)
     assert syncer.items() == [("HostEndpoint", "h", {"spec": {}})]
+
+
+def test_a_revision_becomes_visible_whole(store: FakeStore, syncer: Syncer) -> None:
+    """Events of a transaction not yet complete are held back: no reader sees a head
+    without its chunks, and ``changed`` fires once, at the revision's last event."""
+    wait_for(lambda: syncer.in_sync)
+    syncer.changed.clear()
+    store.events.put(WatchEvent(EventType.PUT, "HostEndpoint", "h", 11, {"spec": {}}, None, complete=False))
+    store.events.put(WatchEvent(EventType.PUT, "HostEndpoint", "i", 11, {"spec": {}}, None, complete=False))
+    time.sleep(0.1)
+    assert syncer.revision == 10 and not syncer.changed.is_set()
+    assert [n for _, n, _ in syncer.items()] == ["a"]
+    store.events.put(WatchEvent(EventType.DELETE, "GlobalNetworkSet", "a", 11, None, {}))
+    wait_for(lambda: syncer.revision == 11)
+    assert syncer.changed.is_set()
+    assert sorted(n for _, n, _ in syncer.items()) == ["h", "i"]
 
 
 def test_unreachable_store_keeps_last_items_out_of_sync_then_relists(store: FakeStore, syncer: Syncer) -> None:

@@ -337,3 +337,30 @@ def test_one_failing_interface_does_not_stop_the_others() -> None:
     reports = driver(kernel).reconcile(desired({A}, OTHER, IFACE))
     assert reports[OTHER].mode is Mode.RAW and reports[OTHER].reason.startswith("XDP failed: ")
     assert reports[IFACE].mode is Mode.XDP_NATIVE and list(kernel.attached_to(IFACE)) == [Mode.XDP_NATIVE]
+
+
+class _CountingFeatures(FakeXdpKernel):
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[int] = []
+
+    def xdp_features(self, ifindex: int) -> int | None:
+        self.asked.append(ifindex)
+        return super().xdp_features(ifindex)
+
+
+def test_features_asked_once_per_link_and_again_on_verify() -> None:
+    """The feature query (a netlink round trip) is not repeated before every one-net change."""
+    kernel = _CountingFeatures()
+    first = kernel.add_interface(IFACE)
+    xdp = driver(kernel)
+    for cidrs in ({A}, {A, B}, {B}):
+        assert xdp.reconcile(desired(cidrs))[IFACE].mode is Mode.XDP_NATIVE
+    assert kernel.asked == [first]
+    xdp.reconcile(desired({B}), verify=True)
+    assert kernel.asked == [first, first]
+    second = kernel.recreate_interface(IFACE)  # a new link under the name: asked at once
+    assert xdp.reconcile(desired({A}))[IFACE].mode is Mode.XDP_NATIVE
+    assert kernel.asked == [first, first, second]
+    xdp.reconcile(desired({A, B}))
+    assert kernel.asked == [first, first, second]

@@ -60,7 +60,6 @@ from seawall.datastore import Datastore
 from seawall.policy import DesiredState
 
 log = logging.getLogger("seawall.agent")
-COALESCE_S = 0.005  # let a burst of changes land before recomputing
 SWITCH_INTERVAL_S = 0.0005  # the interpreter's thread switch interval in the agent (default 5 ms)
 STATUS_INTERVAL_S = 1.0
 RETRY_S = 5.0  # the first retry after a failure; then doubling up to RETRY_MAX_S
@@ -217,7 +216,8 @@ class Agent:
         if not (changed or due):
             return
         if changed:
-            time.sleep(COALESCE_S)
+            # No coalescing delay: the syncer publishes whole revisions, and changes that
+            # land while this calculation runs are taken together by the next one.
             self.syncer.changed.clear()
         self.recompute()
 

@@ -2,7 +2,9 @@
 
 The agent changes nothing in the kernel until ``in_sync`` (the first list has
 been read); after a lost watch it relists, and the kernel keeps the last state
-meanwhile. ``changed`` is set on every change so the loop can coalesce them.
+meanwhile. ``changed`` is set once per revision, when its last event has arrived
+(``WatchEvent.complete``): what ``items`` returns is always the datastore as of one
+revision, never half a transaction, so the loop needs no coalescing delay.
 
 While the datastore is unreachable (any DatastoreError other than a
 compaction, e.g. etcd down: the etcd backend's watch raises
@@ -30,7 +32,7 @@ import threading
 from typing import Any
 
 from seawall.api.members import CHUNK_KIND
-from seawall.datastore import Datastore, DatastoreError, EventType, RevisionCompacted
+from seawall.datastore import Datastore, DatastoreError, EventType, RevisionCompacted, WatchEvent
 
 log = logging.getLogger("seawall.syncer")
 # the resources, and the member chunks of big GlobalNetworkSets (``seawall.api.members``)
@@ -132,11 +134,17 @@ class Syncer:
         self.failures = 0
         self.last_error = None
         self.changed.set()
-        for event in self.store.watch(listing.revision + 1, kinds=KINDS, stop=self.stop):
-            with self._lock:
-                if event.type is EventType.DELETE:
-                    self._items.pop((event.kind, event.name), None)
-                else:
-                    self._items[(event.kind, event.name)] = event.value or {}
+        staged: list[WatchEvent] = []  # the events of a revision not yet complete
+        for event in self.store.watch(listing.revision + 1, kinds=KINDS, stop=self.stop, prev=False):
+            staged.append(event)
+            if not event.complete:
+                continue
+            with self._lock:  # a revision becomes visible whole: readers never see half a transaction
+                for e in staged:
+                    if e.type is EventType.DELETE:
+                        self._items.pop((e.kind, e.name), None)
+                    else:
+                        self._items[(e.kind, e.name)] = e.value or {}
                 self.revision = event.revision
+            staged.clear()
             self.changed.set()

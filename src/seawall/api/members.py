@@ -15,7 +15,7 @@ must not import the datastore). Pure.
 
 from __future__ import annotations
 
-import re
+import functools
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,9 +42,15 @@ class MembersHead:
     buckets: int
     chunks: tuple[str, ...]
 
-    def chunk_names(self, set_name: str) -> dict[int, str]:
-        """bucket index -> the name of the chunk resource that holds it."""
-        return {i: chunk_name(set_name, d) for i, d in enumerate(self.chunks) if d}
+    def chunk_names(self, set_name: str) -> Mapping[int, str]:
+        """bucket index -> the name of the chunk resource that holds it. Shared between
+        callers (do not modify): the agent asks for it on every update of any resource."""
+        return _chunk_names(self, set_name)
+
+
+@functools.lru_cache(maxsize=256)
+def _chunk_names(head: MembersHead, set_name: str) -> Mapping[int, str]:
+    return {i: chunk_name(set_name, d) for i, d in enumerate(head.chunks) if d}
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +89,13 @@ def chunk_name(set_name: str, digest: str) -> str:
     return f"{set_name}.{digest}"
 
 
-_DIGEST = re.compile(r"(?:[0-9a-f]{16})?")
+_HEX = frozenset("0123456789abcdef")
 
 
-def _is_digest(value: object) -> bool:
-    return isinstance(value, str) and _DIGEST.fullmatch(value) is not None
+def _are_digests(values: list[Any]) -> bool:
+    """Every value a digest (16 hex digits) or "", checked in C loops, not one regex
+    per bucket (a million-net set's head is checked on every change to it)."""
+    return all(type(v) is str for v in values) and set(map(len, values)) <= {0, 16} and set("".join(values)) <= _HEX
 
 
 def parse_head(value: Mapping[str, Any]) -> MembersHead | None:
@@ -104,7 +112,7 @@ def parse_head(value: Mapping[str, Any]) -> MembersHead | None:
         raise MembersFormatError(f"{MEMBERS_KEY}.count: {count!r} is not a count")
     if not isinstance(buckets, int) or isinstance(buckets, bool) or buckets < 1 or buckets & (buckets - 1):
         raise MembersFormatError(f"{MEMBERS_KEY}.buckets: {buckets!r} is not a power of two")
-    if not isinstance(chunks, list) or len(chunks) != buckets or not all(map(_is_digest, chunks)):
+    if not isinstance(chunks, list) or len(chunks) != buckets or not _are_digests(chunks):
         raise MembersFormatError(f"{MEMBERS_KEY}.chunks: must list {buckets} chunk digests (16 hex digits or \"\")")
     return MembersHead(count, buckets, tuple(chunks))
 

@@ -11,7 +11,7 @@ rebuild of one ``NetSet`` bucket. Pure.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from seawall.api.cidr import parse_cidr
 from seawall.api.cidr_bulk import canonical_texts
@@ -110,19 +110,19 @@ def chunk_members(doc: ChunkDoc, previous: ChunkMembers | None, buckets: int) ->
 
 @dataclass(frozen=True, slots=True, eq=False)
 class SetMembers:
-    """A chunked set's manifest and, per bucket, its chunk (None: the chunk is missing)."""
+    """A chunked set's manifest and, per bucket, its chunk (None: the chunk is missing).
+    ``missing`` and ``bad`` are worked out once: the calculation asks on every update."""
 
     name: str
     head: MembersHead
     chunks: tuple[ChunkMembers | None, ...]
+    missing: tuple[int, ...] = field(init=False)  # buckets the head names whose chunk is absent
+    bad: Bad = field(init=False)  # stored values that are no CIDR, over all chunks
 
-    @property
-    def missing(self) -> tuple[int, ...]:
-        return tuple(i for i, (d, c) in enumerate(zip(self.head.chunks, self.chunks, strict=True)) if d and c is None)
-
-    @property
-    def bad(self) -> Bad:
-        return tuple(v for c in self.chunks if c is not None for v in c.bad)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "missing", tuple(
+            i for i, (d, c) in enumerate(zip(self.head.chunks, self.chunks, strict=True)) if d and c is None))
+        object.__setattr__(self, "bad", tuple(v for c in self.chunks if c is not None for v in c.bad))
 
 
 def assemble(members: SetMembers, previous: tuple[tuple[NetSet, ...], NetSet] | None) -> tuple[tuple[NetSet, ...], NetSet]:

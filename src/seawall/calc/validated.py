@@ -14,7 +14,16 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
-from seawall.api.members import CHUNK_KIND, ChunkDoc, MembersFormatError, MembersHead, parse_chunk, parse_head, without_manifest
+from seawall.api.members import (
+    CHUNK_KIND,
+    ChunkDoc,
+    MembersFormatError,
+    MembersHead,
+    chunk_name,
+    parse_chunk,
+    parse_head,
+    without_manifest,
+)
 from seawall.calc.members import ChunkMembers, SetMembers, chunk_members
 from seawall.calc.snapshot import Snapshot
 
@@ -36,6 +45,12 @@ class ValidatedResources:
         self._chunks: dict[str, tuple[dict[str, Any], ChunkMembers | None, str | None]] = {}
         self._last_chunk: dict[tuple[str, int, int], ChunkMembers] = {}  # (set, bucket, buckets) -> the chunk parsed last
         self._parsed_for: dict[str, int] = {}  # chunk name -> the bucket count it was parsed for
+        # The last call's heads, the chunk names they want (name -> bucket count) and their
+        # members: an update that touches no chunk of a set hands out the same SetMembers
+        # (so the calculation's memo holds), without walking its thousand chunk names again.
+        self._wanted_for: dict[str, MembersHead] = {}
+        self._wanted: dict[str, int] = {}
+        self._set_members: dict[str, SetMembers] = {}
 
     def update(self, items: Iterable[tuple[str, str, dict[str, Any]]]) -> tuple[Snapshot, list[dict[str, Any]]]:
         """The full current list of stored (kind, name, document) -> the snapshot
@@ -72,7 +87,14 @@ class ValidatedResources:
         """Parse new chunks and give every valid chunked set its members."""
         heads = {r.metadata.name: self._heads[r.metadata.name] for r in valid
                  if r.kind == "GlobalNetworkSet" and r.metadata.name in self._heads}
-        wanted = {name: head.buckets for set_name, head in heads.items() for name in head.chunk_names(set_name).values()}
+        same_heads = heads.keys() == self._wanted_for.keys() and all(h is self._wanted_for[n] for n, h in heads.items())
+        # bucket indexes whose digest changed, per set whose head changed with its bucket count kept
+        moved: dict[str, list[int]] = {}
+        if not same_heads:
+            self._wanted = self._wanted_names(heads, moved)
+            self._wanted_for = heads
+        wanted = self._wanted
+        touched: dict[str, set[str]] = {}  # set -> its chunk names whose entries changed
         present: set[str] = set()
         for name, value in chunk_docs:
             present.add(name)
@@ -89,24 +111,74 @@ class ValidatedResources:
                 cached = self._parse_chunk(value, buckets)
                 self._chunks[name] = cached
                 self._parsed_for[name] = buckets
+                touched.setdefault(_set_of_chunk(name), set()).add(name)
             if cached[2] is not None and name in wanted:
                 invalid.append({"kind": CHUNK_KIND, "name": name, "reason": cached[2], "action": IGNORED})
-        for name in set(self._chunks) - present:
-            del self._chunks[name]
-            self._parsed_for.pop(name, None)
+        if len(present) != len(self._chunks) or touched:
+            for name in set(self._chunks) - present:
+                del self._chunks[name]
+                self._parsed_for.pop(name, None)
+                touched.setdefault(_set_of_chunk(name), set()).add(name)
         out: dict[str, SetMembers] = {}
         for set_name, head in heads.items():
+            last = self._set_members.get(set_name)
+            if last is not None and last.head is head and not any(n in wanted for n in touched.get(set_name, ())):
+                out[set_name] = last  # nothing it names changed (a garbage chunk went, say)
+                continue
+            changed = moved.get(set_name)
+            if last is not None and changed is not None and touched.get(set_name, set()) <= {
+                    chunk_name(set_name, h.chunks[i]) for h in (last.head, head) for i in changed}:
+                # The head swapped a few chunks (one net added: one bucket): patch those buckets.
+                patched = list(last.chunks)
+                for index in changed:
+                    patched[index] = self._chunk_for(set_name, index, head.chunks[index])
+                out[set_name] = SetMembers(set_name, head, tuple(patched))
+                continue
             chunks: list[ChunkMembers | None] = [None] * head.buckets
-            for index, name in head.chunk_names(set_name).items():
-                found = self._chunks.get(name)
-                member = found[1] if found is not None else None
-                if member is not None and (member.set != set_name or member.index != index):
-                    member = None  # a chunk of another set or bucket under this name: not ours
-                chunks[index] = member
+            for index, digest in enumerate(head.chunks):
+                if digest:
+                    chunks[index] = self._chunk_for(set_name, index, digest)
             out[set_name] = SetMembers(set_name, head, tuple(chunks))
-        for key in [k for k in self._last_chunk if k[0] not in heads or heads[k[0]].buckets != k[2]]:
-            del self._last_chunk[key]
+        self._set_members = out
+        if not same_heads:
+            for key in [k for k in self._last_chunk if k[0] not in heads or heads[k[0]].buckets != k[2]]:
+                del self._last_chunk[key]
         return out
+
+    def _wanted_names(self, heads: dict[str, MembersHead], moved: dict[str, list[int]]) -> dict[str, int]:
+        """Chunk name -> bucket count, for every chunk the heads name. A head that kept its
+        bucket count is patched where its digests changed (recorded in ``moved``), not
+        walked again: a one-net change to a million-net set swaps one digest of thousands."""
+        wanted = dict(self._wanted)
+        for set_name, old in self._wanted_for.items():
+            new = heads.get(set_name)
+            if new is old:
+                continue
+            if new is not None and new.buckets == old.buckets:
+                changed = [i for i, (a, b) in enumerate(zip(old.chunks, new.chunks, strict=True)) if a != b]
+                moved[set_name] = changed
+                kept = set(new.chunks)  # a digest may name two buckets (a foreign writer's chunks)
+                for i in changed:
+                    if old.chunks[i] and old.chunks[i] not in kept:
+                        wanted.pop(chunk_name(set_name, old.chunks[i]), None)
+                for i in changed:
+                    if new.chunks[i]:
+                        wanted[chunk_name(set_name, new.chunks[i])] = new.buckets
+                continue
+            for name in old.chunk_names(set_name).values():
+                wanted.pop(name, None)
+        for set_name, head in heads.items():
+            if head is not self._wanted_for.get(set_name) and set_name not in moved:
+                wanted.update(dict.fromkeys(head.chunk_names(set_name).values(), head.buckets))
+        return wanted
+
+    def _chunk_for(self, set_name: str, index: int, digest: str) -> ChunkMembers | None:
+        """The parsed chunk of bucket ``index`` (None: missing, invalid, or another set's or bucket's)."""
+        found = self._chunks.get(chunk_name(set_name, digest))
+        member = found[1] if found is not None else None
+        if member is not None and (member.set != set_name or member.index != index):
+            return None  # a chunk of another set or bucket under this name: not ours
+        return member
 
     @staticmethod
     def _early_buckets(value: dict[str, Any], heads: dict[str, MembersHead]) -> int | None:
@@ -149,3 +221,8 @@ class ValidatedResources:
         elif key[0] == "GlobalNetworkSet":
             self._heads.pop(key[1], None)
         return value, resource, None
+
+
+def _set_of_chunk(name: str) -> str:
+    """The set a chunk name belongs to (``<set>.<digest>``: digests hold no dot)."""
+    return name.rpartition(".")[0]

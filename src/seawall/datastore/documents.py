@@ -338,10 +338,10 @@ class Documents(Datastore):
         return self.store.current_revision()
 
     def watch(self, start_revision: int, *, kinds: Sequence[str] | None = None,
-              stop: threading.Event | None = None) -> Iterator[WatchEvent]:
+              stop: threading.Event | None = None, prev: bool = True) -> Iterator[WatchEvent]:
         """The backend's events as stored (chunks included): watchers that need sets
         whole read them with ``get``."""
-        return self.store.watch(start_revision, kinds=kinds, stop=stop)
+        return self.store.watch(start_revision, kinds=kinds, stop=stop, prev=prev)
 
     def compact(self, revision: int) -> None:
         self.store.compact(revision)

@@ -26,7 +26,7 @@ import builtins
 import enum
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from seawall.datastore.errors import (  # noqa: F401  (part of the interface)
@@ -58,7 +58,13 @@ class EventType(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class WatchEvent:
     """One change. ``value`` is the new value (PUT) or None (DELETE);
-    ``prev_value`` is the value before the change (None for a create)."""
+    ``prev_value`` is the value before the change (None for a create).
+
+    ``complete``: this is the last event of its revision that the watch yields, so
+    a watcher that has applied it holds the datastore as of that revision (a
+    transaction's events never show half applied: a big set's head and its new
+    chunks arrive together). False on the other events of a multi-key revision.
+    Not part of equality: it describes the delivery, not the change."""
 
     type: EventType
     kind: str
@@ -66,6 +72,7 @@ class WatchEvent:
     revision: int
     value: dict[str, Any] | None
     prev_value: dict[str, Any] | None
+    complete: bool = field(default=True, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,11 +152,14 @@ class Datastore(abc.ABC):
         *,
         kinds: Sequence[str] | None = None,
         stop: threading.Event | None = None,
+        prev: bool = True,
     ) -> Iterator[WatchEvent]:
         """Yield every event with revision >= start_revision, in revision order
         (events of one revision in a stable order), then block for new ones until
         ``stop`` is set. Raises RevisionCompacted (possibly later, mid-iteration,
-        if the watcher falls behind compaction)."""
+        if the watcher falls behind compaction). ``prev=False``: every event's
+        ``prev_value`` is None (not decoded: a watcher that keeps its own copy, like
+        the agent's syncer, saves reading each big chunk twice)."""
 
     @abc.abstractmethod
     def compact(self, revision: int) -> None:

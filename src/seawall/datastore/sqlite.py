@@ -625,6 +625,7 @@ class SqliteDatastore(Datastore):
         *,
         kinds: Sequence[str] | None = None,
         stop: threading.Event | None = None,
+        prev: bool = True,
     ) -> Iterator[WatchEvent]:
         """Yield events with revision >= ``start_revision``, then wait for more by
         polling ``PRAGMA data_version`` every ``poll_interval`` seconds. Returns
@@ -634,10 +635,10 @@ class SqliteDatastore(Datastore):
             raise ValueError(f"start_revision must be >= 1, got {start_revision}")
         if self._closed.is_set():
             raise DatastoreUnavailable(f"SQLite datastore {str(self.path)!r} is closed")
-        return self._watch(start_revision, None if kinds is None else list(kinds), stop)
+        return self._watch(start_revision, None if kinds is None else list(kinds), stop, prev)
 
     def _watch(
-        self, start_revision: int, kinds: builtins.list[str] | None, stop: threading.Event | None
+        self, start_revision: int, kinds: builtins.list[str] | None, stop: threading.Event | None, prev: bool = True
     ) -> Iterator[WatchEvent]:
         waiter = stop if stop is not None else self._closed
         try:
@@ -646,7 +647,7 @@ class SqliteDatastore(Datastore):
         except (OSError, sqlite3.Error) as exc:
             raise self._wrap(exc) from exc
         try:
-            yield from self._watch_on(conn, waiter, start_revision, kinds)
+            yield from self._watch_on(conn, waiter, start_revision, kinds, prev)
         except (OSError, sqlite3.Error) as exc:
             raise self._wrap(exc) from exc
         finally:
@@ -658,6 +659,7 @@ class SqliteDatastore(Datastore):
         waiter: threading.Event,
         start_revision: int,
         kinds: builtins.list[str] | None,
+        prev: bool = True,
     ) -> Iterator[WatchEvent]:
         kind_filter = ""
         if kinds is not None:
@@ -676,18 +678,22 @@ class SqliteDatastore(Datastore):
                 waiter.wait(self.poll_interval)
                 continue
             data_version = version  # read before the batch: a later commit changes it
-            batch, caught_up, head, compacted = self._watch_batch(
-                conn, query, after_rev, after_seq, kinds or []
+            batch, caught_up, head, compacted, last_complete = self._watch_batch(
+                conn, query, kind_filter, after_rev, after_seq, kinds or []
             )
             needed = after_rev + 1 if after_seq == _SEQ_DONE else after_rev
             if needed <= compacted:
                 raise RevisionCompacted(needed, compacted)
-            for revision, seq, type_, kind, name, value, prev_value in batch:
+            last = len(batch) - 1
+            for i, (revision, seq, type_, kind, name, value, prev_value) in enumerate(batch):
                 if waiter.is_set() or self._closed.is_set():
                     return
                 after_rev, after_seq = revision, seq
+                # One read transaction sees whole commits: a revision ends where the next row's
+                # begins, or at the batch's end when nothing more was waiting.
+                complete = batch[i + 1][0] != revision if i < last else last_complete
                 yield WatchEvent(
-                    EventType(type_), kind, name, revision, _loads(value), _loads(prev_value)
+                    EventType(type_), kind, name, revision, _loads(value), _loads(prev_value) if prev else None, complete
                 )
             if caught_up:
                 # Nothing else up to head matches: skip past it so that a kinds
@@ -699,10 +705,11 @@ class SqliteDatastore(Datastore):
 
     @staticmethod
     def _watch_batch(
-        conn: sqlite3.Connection, query: str, after_rev: int, after_seq: int, kinds: builtins.list[str]
-    ) -> tuple[builtins.list[tuple[Any, ...]], bool, int, int]:
-        """One read transaction: (rows, caught_up, head revision, compacted revision).
-        Stops early once the fetched values exceed the byte budget."""
+        conn: sqlite3.Connection, query: str, kind_filter: str, after_rev: int, after_seq: int, kinds: builtins.list[str]
+    ) -> tuple[builtins.list[tuple[Any, ...]], bool, int, int, bool]:
+        """One read transaction: (rows, caught_up, head revision, compacted revision,
+        whether the last row ends its revision). Stops early once the fetched values
+        exceed the byte budget."""
         conn.execute("BEGIN")
         try:
             head = SqliteDatastore._meta(conn, "revision")
@@ -720,6 +727,12 @@ class SqliteDatastore(Datastore):
             else:
                 caught_up = len(rows) < _WATCH_BATCH_ROWS
             cursor.close()
+            last_complete = caught_up
+            if not caught_up:  # cut short: does the last row's revision go on?
+                rev, seq = rows[-1][0], rows[-1][1]
+                last_complete = conn.execute(
+                    "SELECT 1 FROM events WHERE revision = ? AND seq > ?" + kind_filter + " LIMIT 1", (rev, seq, *kinds)
+                ).fetchone() is None
         finally:
             conn.execute("COMMIT")
-        return rows, caught_up, head, compacted
+        return rows, caught_up, head, compacted, last_complete

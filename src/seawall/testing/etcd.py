@@ -455,8 +455,9 @@ def etcd_server(
                 while peer_port == client_port:
                     peer_port = _free_port(host)
             else:
-                # Host ports say nothing about the namespace's: pick random high ones.
-                client_port = rng.randrange(20000, 60000)
+                # Host ports say nothing about the namespace's: pick random ones below the
+                # ephemeral range (a client's source port never collides with them).
+                client_port = rng.randrange(20000, 32000)
                 peer_port = client_port + 1
             dd = data_dir if data_dir is not None else workdir / "data"
             if data_dir is None and dd.exists():

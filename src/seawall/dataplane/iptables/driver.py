@@ -86,7 +86,11 @@ class RawDriver:
             self._tables = Tables(self.runner, self.backend()[0])
         return self._tables
 
-    def reconcile(self, rendered: RenderedRaw, *, resync_ipsets: bool = False) -> RawReport:
+    def reconcile(self, rendered: RenderedRaw, *, resync_ipsets: bool = False, trust_rules: bool = False) -> RawReport:
+        """Make the kernel hold ``rendered``. ``trust_rules``: the caller checks for drift
+        on its own schedule, so a family whose rendering equals the last one programmed
+        without error is not read back, and the ipset listing (stale sets) is skipped
+        when the set names are the same: a change of members only costs the ipset writes."""
         backend, reason = self.backend()
         report = RawReport(backend.value, reason)
         for fam in FAMILIES:
@@ -103,7 +107,7 @@ class RawDriver:
 
         start = time.perf_counter()
         try:
-            plan = self.ipsets.sync(rendered.ipsets, resync=resync_ipsets)
+            plan = self.ipsets.sync(rendered.ipsets, resync=resync_ipsets, trusted=trust_rules and self._last is not None)
             report.sets_swapped = sorted(n for n, c in plan.changes.items() if c.swapped)
             report.sets_changed = sorted(n for n, c in plan.changes.items() if c.created or c.swapped or c.added or c.removed)
             report.ipset_skipped = plan.skipped
@@ -116,6 +120,11 @@ class RawDriver:
             fr = report.families[fam]
             table = rendered.tables.get(fam) or TableContent(family=fam, chains={}, hooks=())
             previous = self._last.tables.get(fam) if self._last is not None else None
+            if trust_rules and same_as_last and previous == rendered.tables.get(fam):
+                # Only set members changed (the common change under attack): the rules the last
+                # pass programmed stand; reading them back (``iptables-save``, a process and a
+                # parse) is the periodic check's job, not every member change's.
+                continue
             start = time.perf_counter()
             try:
                 tplan = self.tables.sync(table)
@@ -128,7 +137,8 @@ class RawDriver:
             fr.programmed = tplan.script is not None
             fr.drift_repaired = fr.programmed and same_as_last and previous == rendered.tables.get(fam)
 
-        if not report.errors:  # a set we failed to update may still be needed by old rules
+        unchanged_sets = trust_rules and self._last is not None and rendered.ipsets.keys() == self._last.ipsets.keys()
+        if not report.errors and not unchanged_sets:  # a set we failed to update may still be needed by old rules
             try:
                 existing = self.ipsets.list()
                 done, errors = self.ipsets.destroy(stale_sets(rendered.ipsets, existing))

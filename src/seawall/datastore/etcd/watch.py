@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import queue
 import threading
@@ -60,6 +61,7 @@ class _WatchState:
     lost_since: float | None = None  # loop time the stream was lost at (None: connected)
     backoff: float = 0.05
     renewed: bool = False  # the auth token was renewed since the last successful connect
+    prev: bool = True  # decode each event's previous value (``watch(prev=...)``)
 
 
 class EtcdWatch(EtcdDocuments):
@@ -71,6 +73,7 @@ class EtcdWatch(EtcdDocuments):
         *,
         kinds: Sequence[str] | None = None,
         stop: threading.Event | None = None,
+        prev: bool = True,
     ) -> Iterator[WatchEvent]:
         """Events with revision >= ``start_revision`` (etcd replays history), then
         live ones until ``stop`` is set or the handle is closed."""
@@ -78,14 +81,14 @@ class EtcdWatch(EtcdDocuments):
             raise ValueError(f"start_revision must be >= 1, got {start_revision}")
         if self._closed.is_set():
             raise DatastoreUnavailable(f"{self!r} is closed")
-        return self._watch(start_revision, None if kinds is None else frozenset(kinds), stop)
+        return self._watch(start_revision, None if kinds is None else frozenset(kinds), stop, prev)
 
     def _watch(
-        self, start_revision: int, kinds: frozenset[str] | None, stop: threading.Event | None
+        self, start_revision: int, kinds: frozenset[str] | None, stop: threading.Event | None, prev: bool = True
     ) -> Iterator[WatchEvent]:
         q: queue.Queue[Any] = queue.Queue(maxsize=self._watch_queue_size)
         cancelled = threading.Event()
-        fut = asyncio.run_coroutine_threadsafe(self._watch_producer(start_revision, kinds, q, cancelled), self._loop)
+        fut = asyncio.run_coroutine_threadsafe(self._watch_producer(start_revision, kinds, q, cancelled, prev), self._loop)
         try:
             while True:
                 if (stop is not None and stop.is_set()) or self._closed.is_set():
@@ -119,9 +122,10 @@ class EtcdWatch(EtcdDocuments):
         kinds: frozenset[str] | None,
         q: queue.Queue[Any],
         cancelled: threading.Event,
+        prev: bool = True,
     ) -> None:
         try:
-            await self._watch_loop(start_revision, kinds, q, cancelled)
+            await self._watch_loop(start_revision, kinds, q, cancelled, prev)
         except asyncio.CancelledError:
             raise
         except DatastoreError as exc:
@@ -140,9 +144,10 @@ class EtcdWatch(EtcdDocuments):
         kinds: frozenset[str] | None,
         q: queue.Queue[Any],
         cancelled: threading.Event,
+        prev: bool = True,
     ) -> None:
         start = self.layout.resources_prefix(None)
-        st = _WatchState(start, ek.range_end(start), start_revision)
+        st = _WatchState(start, ek.range_end(start), start_revision, prev=prev)
         while not cancelled.is_set():
             call = None
             try:
@@ -228,11 +233,14 @@ class EtcdWatch(EtcdDocuments):
         q: queue.Queue[Any],
         cancelled: threading.Event,
     ) -> None:
-        """Decode and queue one response's events, then advance the resume point."""
-        for ev in events:
-            event = await self._event(ev, kinds, st.next_rev)
-            if event is not None:
-                await self._push(q, event, cancelled)
+        """Decode and queue one response's events, then advance the resume point.
+        etcd never splits a revision across responses (no ``fragment`` asked), so the
+        last event of a revision decoded from this response completes it."""
+        decoded = [e for e in [await self._event(ev, kinds, st.next_rev, st.prev) for ev in events] if e is not None]
+        for i, event in enumerate(decoded):
+            if i + 1 < len(decoded) and decoded[i + 1].revision == event.revision:
+                event = dataclasses.replace(event, complete=False)
+            await self._push(q, event, cancelled)
         st.seen_rev = max(st.seen_rev, events[-1].kv.mod_revision)
         st.next_rev = max(st.next_rev, st.seen_rev + 1)
 
@@ -278,7 +286,7 @@ class EtcdWatch(EtcdDocuments):
         await asyncio.sleep(st.backoff)
         st.backoff = min(st.backoff * 2, 0.5)
 
-    async def _event(self, ev: Any, kinds: frozenset[str] | None, next_rev: int) -> WatchEvent | None:
+    async def _event(self, ev: Any, kinds: frozenset[str] | None, next_rev: int, want_prev: bool = True) -> WatchEvent | None:
         parsed = self.layout.parse_head_key(ev.kv.key)
         if parsed is None:
             return None
@@ -294,7 +302,7 @@ class EtcdWatch(EtcdDocuments):
         try:
             value = None if is_delete else await self._resolve(kind, name, ev.kv.value, rev)
             # the previous generation's shards are deleted by the same txn: read them at rev - 1
-            prev = await self._resolve(kind, name, ev.prev_kv.value, rev - 1) if has_prev else None
+            prev = await self._resolve(kind, name, ev.prev_kv.value, rev - 1) if has_prev and want_prev else None
         except _CompactedRead:
             raise RevisionCompacted(next_rev, rev - 1) from None
         return WatchEvent(EventType.DELETE if is_delete else EventType.PUT, kind, name, rev, value, prev)
