@@ -15,7 +15,6 @@ must not import the datastore). Pure.
 
 from __future__ import annotations
 
-import functools
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,15 +41,9 @@ class MembersHead:
     buckets: int
     chunks: tuple[str, ...]
 
-    def chunk_names(self, set_name: str) -> Mapping[int, str]:
-        """bucket index -> the name of the chunk resource that holds it. Shared between
-        callers (do not modify): the agent asks for it on every update of any resource."""
-        return _chunk_names(self, set_name)
-
-
-@functools.lru_cache(maxsize=256)
-def _chunk_names(head: MembersHead, set_name: str) -> Mapping[int, str]:
-    return {i: chunk_name(set_name, d) for i, d in enumerate(head.chunks) if d}
+    def chunk_names(self, set_name: str) -> dict[int, str]:
+        """bucket index -> the name of the chunk resource that holds it."""
+        return {i: chunk_name(set_name, d) for i, d in enumerate(self.chunks) if d}
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,26 +114,25 @@ class ValidatedResources:
                 touched.setdefault(_set_of_chunk(name), set()).add(name)
             if cached[2] is not None and name in wanted:
                 invalid.append({"kind": CHUNK_KIND, "name": name, "reason": cached[2], "action": IGNORED})
-        if len(present) != len(self._chunks) or touched:
-            for name in set(self._chunks) - present:
-                del self._chunks[name]
-                self._parsed_for.pop(name, None)
-                touched.setdefault(_set_of_chunk(name), set()).add(name)
+        for name in set(self._chunks) - present:
+            del self._chunks[name]
+            self._parsed_for.pop(name, None)
+            touched.setdefault(_set_of_chunk(name), set()).add(name)
         out: dict[str, SetMembers] = {}
         for set_name, head in heads.items():
             last = self._set_members.get(set_name)
-            if last is not None and last.head is head and not any(n in wanted for n in touched.get(set_name, ())):
-                out[set_name] = last  # nothing it names changed (a garbage chunk went, say)
-                continue
-            changed = moved.get(set_name)
-            if last is not None and changed is not None and touched.get(set_name, set()) <= {
-                    chunk_name(set_name, h.chunks[i]) for h in (last.head, head) for i in changed}:
-                # The head swapped a few chunks (one net added: one bucket): patch those buckets.
-                patched = list(last.chunks)
-                for index in changed:
-                    patched[index] = self._chunk_for(set_name, index, head.chunks[index])
-                out[set_name] = SetMembers(set_name, head, tuple(patched))
-                continue
+            changed = [] if last is not None and last.head is head else moved.get(set_name)
+            if last is not None and changed is not None:
+                # The same head, or one that swapped a few digests (one net added: one bucket).
+                # Chunks it does not name (garbage, the replaced ones) may come and go; one it
+                # names at a kept bucket must not have changed, or the set is assembled anew.
+                swapped = {chunk_name(set_name, head.chunks[i]) for i in changed if head.chunks[i]}
+                if all(n not in wanted or n in swapped for n in touched.get(set_name, ())):
+                    patched = list(last.chunks)
+                    for index in changed:
+                        patched[index] = self._chunk_for(set_name, index, head.chunks[index])
+                    out[set_name] = SetMembers(set_name, head, tuple(patched)) if changed else last
+                    continue
             chunks: list[ChunkMembers | None] = [None] * head.buckets
             for index, digest in enumerate(head.chunks):
                 if digest:

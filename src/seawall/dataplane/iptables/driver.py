@@ -105,9 +105,10 @@ class RawDriver:
             fr.ipsets += 1
             fr.members += len(content.members)
 
+        trusted = trust_rules and self._last is not None  # the last pass programmed without error
         start = time.perf_counter()
         try:
-            plan = self.ipsets.sync(rendered.ipsets, resync=resync_ipsets, trusted=trust_rules and self._last is not None)
+            plan = self.ipsets.sync(rendered.ipsets, resync=resync_ipsets, trusted=trusted)
             report.sets_swapped = sorted(n for n, c in plan.changes.items() if c.swapped)
             report.sets_changed = sorted(n for n, c in plan.changes.items() if c.created or c.swapped or c.added or c.removed)
             report.ipset_skipped = plan.skipped
@@ -120,7 +121,7 @@ class RawDriver:
             fr = report.families[fam]
             table = rendered.tables.get(fam) or TableContent(family=fam, chains={}, hooks=())
             previous = self._last.tables.get(fam) if self._last is not None else None
-            if trust_rules and same_as_last and previous == rendered.tables.get(fam):
+            if trusted and previous == rendered.tables.get(fam):
                 # Only set members changed (the common change under attack): the rules the last
                 # pass programmed stand; reading them back (``iptables-save``, a process and a
                 # parse) is the periodic check's job, not every member change's.
@@ -137,7 +138,7 @@ class RawDriver:
             fr.programmed = tplan.script is not None
             fr.drift_repaired = fr.programmed and same_as_last and previous == rendered.tables.get(fam)
 
-        unchanged_sets = trust_rules and self._last is not None and rendered.ipsets.keys() == self._last.ipsets.keys()
+        unchanged_sets = trusted and self._last is not None and rendered.ipsets.keys() == self._last.ipsets.keys()
         if not report.errors and not unchanged_sets:  # a set we failed to update may still be needed by old rules
             try:
                 existing = self.ipsets.list()

@@ -87,10 +87,10 @@ class XdpDriver:
         self._life = Lifecycle(kernel, self.bpffs)
         self._sync = MapSync(kernel, bulk_threshold=bulk_threshold, hit_shift=hit_shift)
         self._interfaces: dict[str, _Interface] = {}
-        # (name, ifindex) -> the link's XDP feature mask, asked once per link and again on a
+        # name -> (ifindex, the link's XDP feature mask), asked once per link and again on a
         # VERIFY pass: a generic-netlink round trip costs ~1 ms alone and 3-4 ms next to the
         # other threads, before the map writes of every one-net change (measured, 1M set resident).
-        self._features: dict[tuple[str, int], int | None] = {}
+        self._features: dict[str, tuple[int, int | None]] = {}
 
     @property
     def bulk_threshold(self) -> int:
@@ -150,12 +150,10 @@ class XdpDriver:
         return self._report(step, program, tables, plan, mode, errors)
 
     def _xdp_features(self, name: str, ifindex: int, refresh: bool) -> int | None:
-        key = (name, ifindex)
-        if refresh or key not in self._features:
-            for stale in [k for k in self._features if k[0] == name]:
-                del self._features[stale]
-            self._features[key] = self._kernel.xdp_features(ifindex)  # an error is not cached
-        return self._features[key]
+        known = self._features.get(name)
+        if refresh or known is None or known[0] != ifindex:  # a re-created link: asked again
+            known = self._features[name] = (ifindex, self._kernel.xdp_features(ifindex))  # an error is not cached
+        return known[1]
 
     def _gone(self, name: str) -> InterfaceReport:
         """The link is gone (maybe being re-created): keep the program and the model
@@ -359,7 +357,7 @@ class XdpDriver:
     def _remove(self, name: str) -> None:
         """Detach (only if our program is the one attached) and unpin."""
         state = self._interfaces.pop(name, None)
-        self._features = {k: v for k, v in self._features.items() if k[0] != name}
+        self._features.pop(name, None)
         self._life.remove(name, state.program if state else None)
 
     def _forget(self, name: str) -> None:
