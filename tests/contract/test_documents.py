@@ -45,6 +45,12 @@ def _agent_view(store: Datastore, name: str) -> frozenset[str]:
     return frozenset(snapshot.gns[name].spec.nets or [])
 
 
+def _reads_as(docs: Documents, datastore: Datastore, expected: set[str]) -> None:
+    """Read whole through Documents and by the agent: both give ``expected``."""
+    assert set(docs.get(GNS, "big").value["spec"]["nets"]) == expected
+    assert _agent_view(datastore, "big") == frozenset(expected)
+
+
 def test_a_big_set_is_stored_chunked_and_read_whole(datastore: Datastore) -> None:
     docs = Documents(datastore)
     nets = _nets(N)
@@ -89,8 +95,7 @@ def test_patch_nets_writes_only_the_touched_chunks_and_the_head_in_one_revision(
     if getattr(datastore, "shard_threshold", None) != 0:
         assert datastore.current_revision() - revision == 2
     expected = (set(nets) - {nets[5]}) | {"192.0.2.7/32"}
-    assert set(docs.get(GNS, "big").value["spec"]["nets"]) == expected
-    assert _agent_view(datastore, "big") == frozenset(expected)
+    _reads_as(docs, datastore, expected)
 
 
 def test_apply_of_a_changed_big_document_writes_only_the_difference(datastore: Datastore) -> None:
@@ -182,3 +187,57 @@ def test_update_through_documents_keeps_other_kinds_untouched(datastore: Datasto
     docs.commit([Update("HostEndpoint", "h", {"kind": "HostEndpoint", "x": 1})])
     assert docs.get("HostEndpoint", "h").value == {"kind": "HostEndpoint", "x": 1}
     assert sorted(kv.kind for kv in docs.list().items) == ["GlobalNetworkSet", "HostEndpoint"]
+
+
+def _overlay_chunks(store: Datastore) -> dict[str, dict[str, Any]]:
+    return {name: value for name, value in _chunks(store).items() if value.get("overlay")}
+
+
+def test_a_spread_change_goes_into_an_overlay_and_a_large_one_is_folded_into_the_base(datastore: Datastore) -> None:
+    """A feed's churn touches every bucket: it is written as overlay chunks (the base chunks
+    are not rewritten), read back whole, seen by the agent; further changes stay in the
+    overlay until it outgrows its limit, then one write folds it into the base chunks."""
+    docs = Documents(datastore)
+    nets = _nets(N)
+    docs.create(GNS, "big", _doc("big", nets))
+    base = {n: v for n, v in _chunks(datastore).items()}
+    removed, added = nets[:400], _nets(400, start=60000)
+    docs.patch_nets("big", add=added, remove=removed)
+    head = datastore.get(GNS, "big").value[MEMBERS_KEY]
+    overlays = _overlay_chunks(datastore)
+    assert overlays and len(head["overlay"]) == layout.overlay_buckets_for(head["buckets"])
+    assert head["overlayCount"] == 800 and head["count"] == N
+    assert {n: v for n, v in _chunks(datastore).items() if not v.get("overlay")} == base  # the base untouched
+    expected = (set(nets) - set(removed)) | set(added)
+    _reads_as(docs, datastore, expected)
+
+    # One net more (into the overlay: one overlay chunk rewritten), one added net removed again,
+    # one removed net added back.
+    docs.patch_nets("big", add=["192.0.2.7", removed[0]], remove=[added[0]])
+    expected = (expected - {added[0]}) | {"192.0.2.7/32", removed[0]}
+    after = _overlay_chunks(datastore)
+    assert 1 <= len(set(after) - set(overlays)) <= 3
+    _reads_as(docs, datastore, expected)
+
+    # Past the limit (max(CHUNKED_MIN_NETS, count / OVERLAY_FRACTION) changes): folded.
+    more = _nets(layout.overlay_limit(N), start=70000)
+    docs.patch_nets("big", add=more)
+    expected |= set(more)
+    head = datastore.get(GNS, "big").value[MEMBERS_KEY]
+    assert "overlay" not in head and not _overlay_chunks(datastore) and head["count"] == len(expected)
+    _reads_as(docs, datastore, expected)
+
+
+def test_apply_and_delete_of_a_set_with_an_overlay_leave_no_overlay_chunk(datastore: Datastore) -> None:
+    docs = Documents(datastore)
+    nets = _nets(N)
+    docs.create(GNS, "big", _doc("big", nets))
+    docs.patch_nets("big", add=_nets(300, start=60000), remove=nets[:300])
+    assert _overlay_chunks(datastore)
+    kv = docs.get(GNS, "big")
+    docs.update(GNS, "big", _doc("big", nets), kv.mod_revision)  # the whole document is the truth again
+    assert not _overlay_chunks(datastore) and "overlay" not in datastore.get(GNS, "big").value[MEMBERS_KEY]
+    assert set(docs.get(GNS, "big").value["spec"]["nets"]) == set(nets)
+    docs.patch_nets("big", add=_nets(300, start=60000), remove=nets[:300])
+    docs.delete(GNS, "big")
+    assert not _chunks(datastore)

@@ -48,7 +48,7 @@ from seawall.policy.desired import DesiredState
 from seawall.testing.fake_xdp import FakeXdpKernel
 
 from ..unit.test_calc import felix, gnp, gns, hep
-from ..unit.test_calc_chunked import chunked
+from ..unit.test_calc_chunked import chunked, overlaid_chunked
 
 NODE = "jasper"
 IFACES = NodeInterfaces({"lo": ("127.0.0.1/8",), "eth0": ("10.0.0.1/24",),
@@ -202,6 +202,7 @@ class IncrementalMatchesFromScratch(RuleBasedStateMachine):
         # what the incremental ValidatedResources enforces per key: its last valid document since it was made
         self.kept: dict[Key, dict[str, Any]] = {}
         self.sets: dict[str, tuple[list[str], dict[str, str], bool]] = {}  # last valid (nets, labels, chunked)
+        self.overlays: dict[str, tuple[list[str], list[str], list[str], int]] = {}  # set -> (base, added, removed, width)
         self.policies: dict[str, tuple[list[dict[str, Any]], Any, str]] = {}  # last valid (ingress, order, selector)
         self.validated = ValidatedResources()
         self.memo = CalcMemo()
@@ -228,6 +229,7 @@ class IncrementalMatchesFromScratch(RuleBasedStateMachine):
     def _put_set(self, name: str, nets: list[str], labels: dict[str, str], as_chunks: bool, *,
                  bad_members: Sequence[str] = (), collect: bool = True) -> None:
         key = (GNS, name)
+        self.overlays.pop(name, None)
         if as_chunks:
             head, *chunks = chunked(name, [*nets, *bad_members], labels)  # raw spellings: strays in other buckets too
             wanted = set()
@@ -282,6 +284,34 @@ class IncrementalMatchesFromScratch(RuleBasedStateMachine):
         kept = [n for n in nets if n not in gone]
         self._put_set(name, kept + [n for n in add if n not in kept], labels, as_chunks)
 
+    @precondition(lambda self: any(chunked for _, _, chunked in self.sets.values()))
+    @rule(data=st.data(), add=st.lists(st.sampled_from(POOL), max_size=4), remove=st.integers(0, 3),
+          width=st.sampled_from([1, 2, 4]), collect=st.integers(0, 4))
+    def change_nets_in_overlay(self, data: st.DataObject, add: list[str], remove: int, width: int, collect: int) -> None:
+        """A spread change recorded in an overlay on top of the base chunks (the writer's path
+        for a feed's churn): members (base - removed) | added, where an added net may already be
+        in the base and a removed one may not be; the next overlay keeps the same base."""
+        name = data.draw(st.sampled_from(sorted(n for n, (_, _, c) in self.sets.items() if c)))
+        nets, labels, _ = self.sets[name]
+        base, added, removed, width = self.overlays.get(name, (list(nets), [], [], width))
+        gone = data.draw(st.lists(st.sampled_from(nets + POOL[:2]), max_size=remove, unique=True))
+        added = [n for n in added if n not in gone] + [n for n in add if n not in added]
+        removed = [n for n in removed if n not in add] + [n for n in gone if n not in removed and n not in add]
+        docs = overlaid_chunked(name, base, added, removed, labels, width=width)
+        wanted = set()
+        for kind, chunk, doc in docs[1:]:
+            wanted.add((kind, chunk))
+            if (kind, chunk) not in self.stored:
+                self._store((kind, chunk), doc)
+        self._store((GNS, name), docs[0][2])
+        if collect:
+            for old in self._chunks_of(name):
+                if old not in wanted:
+                    self._delete(old)
+        effective = [n for n in base if n not in removed or n in added] + [n for n in added if n not in base]
+        self.sets[name] = (effective, labels, True)
+        self.overlays[name] = (base, added, removed, width)
+
     @precondition(lambda self: bool(self.sets))
     @rule(data=st.data(), labels=st.sampled_from(SET_LABELS))
     def relabel_set(self, data: st.DataObject, labels: dict[str, str]) -> None:
@@ -293,6 +323,7 @@ class IncrementalMatchesFromScratch(RuleBasedStateMachine):
     def delete_set(self, name: str, collect: int) -> None:
         self._delete((GNS, name))
         self.sets.pop(name, None)
+        self.overlays.pop(name, None)
         if collect:
             for chunk in self._chunks_of(name):
                 self._delete(chunk)

@@ -52,3 +52,12 @@ def test_packed_ints_match_a_set(steps: list[tuple[str, object]], fold_min: int)
 def test_sorted_unique_is_numpy_unique(values: list[int]) -> None:
     array = np.array(values, dtype=np.int64)
     assert sorted_unique(array).tolist() == np.unique(array).tolist()
+
+
+@given(st.lists(st.integers(0, 500), max_size=200), st.lists(st.integers(0, 520), max_size=30))
+def test_merge_and_without_are_set_union_and_difference(base: list[int], values: list[int]) -> None:
+    """Both paths of ``merge`` (bisection for a few values into many, a sort otherwise)."""
+    array = sorted_unique(np.array(base, dtype=np.int64))
+    other = np.array(values, dtype=np.int64)
+    assert packed.merge(array, other).tolist() == sorted(set(base) | set(values))
+    assert packed.without(array, other).tolist() == sorted(set(base) - set(values))

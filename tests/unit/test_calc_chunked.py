@@ -39,6 +39,27 @@ def chunked(name: str, nets: list[str], labels: dict[str, str] | None = None) ->
     return [("GlobalNetworkSet", name, head), *out]
 
 
+def overlaid_chunked(name: str, base: list[str], added: list[str], removed: list[str],
+                     labels: dict[str, str] | None = None, width: int = 4) -> list[tuple[str, str, dict[str, Any]]]:
+    """A chunked set with an overlay on top: members ``(base - removed) | added``; the
+    overlay bucket of a net is the low bits of the same CRC-32 (``width`` of them)."""
+    head, *chunks = chunked(name, base, labels)
+    by_bucket: dict[int, tuple[list[str], list[str]]] = {}
+    for side, nets in enumerate((added, removed)):
+        for net in nets:
+            by_bucket.setdefault(zlib.crc32(net.encode()) & (width - 1), ([], []))[side].append(net)
+    digests = [""] * width
+    overlays = []
+    for index, (plus, minus) in sorted(by_bucket.items()):
+        digests[index] = _digest(name + "/overlay", index, [*sorted(plus), "-", *sorted(minus)])
+        doc = {"apiVersion": CHUNK_API_VERSION, "kind": CHUNK_KIND, "metadata": {"name": chunk_name(name, digests[index])},
+               "set": name, "index": index, "overlay": True, "nets": sorted(plus), "removed": sorted(minus)}
+        overlays.append((CHUNK_KIND, chunk_name(name, digests[index]), doc))
+    if overlays:
+        head[2][MEMBERS_KEY].update(overlay=digests, overlayCount=len(added) + len(removed))
+    return [head, *chunks, *overlays]
+
+
 NETS = [f"10.{i >> 8}.{i & 255}.0/24" for i in range(3000)]
 
 
@@ -161,3 +182,69 @@ def test_an_update_that_touches_none_of_a_sets_chunks_hands_out_the_same_members
     fourth, _ = validated.update([SEED[0], *changed[:-1], other, SEED[2]])  # a chunk the head names is gone
     assert fourth.members["dos-mitigation"] is not third.members["dos-mitigation"]
     assert fourth.members["dos-mitigation"].missing
+
+
+def _members_of(snapshot: Any, name: str) -> frozenset[str]:
+    from seawall.calc.members import assemble
+
+    return frozenset(assemble(snapshot.members[name], None)[1])
+
+
+def test_an_overlay_means_base_minus_removed_plus_added() -> None:
+    base, added, removed = NETS[:2000], [*NETS[2000:2300], NETS[5]], [*NETS[:200], "99.0.0.0/24"]
+    expected = (set(base) - set(removed)) | set(added)
+    plain = compute(ValidatedResources().update([SEED[0], gns("dos-mitigation", sorted(expected)), SEED[2]])[0],
+                    "jasper", ETH0)
+    snapshot, invalid = ValidatedResources().update(
+        [SEED[0], *overlaid_chunked("dos-mitigation", base, added, removed), SEED[2]])
+    assert not invalid and _members_of(snapshot, "dos-mitigation") == expected
+    assert compute(snapshot, "jasper", ETH0).xdp == plain.xdp
+
+
+def test_an_overlay_changed_is_applied_by_difference_and_the_change_is_known(monkeypatch) -> None:
+    """The next overlay version is parsed by difference and moves each bucket by what changed:
+    the set's NetSet knows its change from the last one (no diff downstream)."""
+    from seawall.calc import members as calc_members
+    from seawall.calc.members import assemble
+
+    base = NETS[:2000]
+    validated = ValidatedResources()
+    docs = overlaid_chunked("s", base, NETS[2000:2100], NETS[:100])
+    first, _ = validated.update([SEED[0], *docs, SEED[2]])
+    parts = assemble(first.members["s"], None)
+    parsed: list[int] = []
+    real = calc_members.canonical_texts
+    monkeypatch.setattr(calc_members, "canonical_texts", lambda values, **kw: parsed.append(len(values)) or real(values, **kw))
+    later = overlaid_chunked("s", base, NETS[2000:2110], [*NETS[:100], NETS[150]])
+    kept = {name: doc for kind, name, doc in docs if kind == CHUNK_KIND}  # the syncer: unchanged chunks, same objects
+    second, invalid = validated.update(
+        [SEED[0], *((kind, name, kept.get(name, doc)) for kind, name, doc in later), SEED[2]])
+    assert not invalid and sum(parsed) == 11  # the 10 added and 1 removed values, not the 211 listed
+    assert all(second.members["s"].base[i] is first.members["s"].base[i] for i in range(BUCKETS))  # type: ignore[index]
+    now = assemble(second.members["s"], parts)[1]
+    assert now == (set(base) - set(NETS[:100]) - {NETS[150]}) | set(NETS[2000:2110])
+    assert now.delta_from(parts[1]) == (frozenset(NETS[2100:2110]), frozenset({NETS[150]}))
+
+
+def test_overlay_bad_values_strays_and_a_missing_overlay_chunk_are_reported() -> None:
+    docs = overlaid_chunked("s", NETS[:100], ["not-a-net", NETS[200]], [])
+    validated = ValidatedResources()
+    snapshot, _ = validated.update([SEED[0], *docs, SEED[2]])
+    desired = compute(snapshot, "jasper", ETH0)
+    assert any("not-a-net" in w for w in desired.warnings), desired.warnings
+    assert NETS[200] in _members_of(snapshot, "s")
+    overlay = next(d for d in docs if NETS[200] in d[2].get("nets", ()) and d[2].get("overlay"))
+    stray = {**overlay[2], "index": (overlay[2]["index"] + 1) % 4}  # its nets belong to another overlay bucket
+    head = docs[0][2]
+    digests = list(head[MEMBERS_KEY]["overlay"])
+    digests[stray["index"]], digests[overlay[2]["index"]] = digests[overlay[2]["index"]], ""
+    moved = {**head, MEMBERS_KEY: {**head[MEMBERS_KEY], "overlay": digests}}
+    snapshot, _ = ValidatedResources().update([SEED[0], ("GlobalNetworkSet", "s", moved),
+                                               *[d for d in docs[1:] if d is not overlay],
+                                               (CHUNK_KIND, overlay[1], stray), SEED[2]])
+    assert NETS[200] not in _members_of(snapshot, "s")
+    assert any(NETS[200] in w for w in compute(snapshot, "jasper", ETH0).warnings)  # a stray: reported, not a member
+    gone = [d for d in docs if d is not overlay]
+    snapshot, _ = ValidatedResources().update([SEED[0], *gone, SEED[2]])
+    desired = compute(snapshot, "jasper", ETH0)
+    assert any("member chunks are missing" in w for w in desired.warnings), desired.warnings

@@ -28,10 +28,11 @@ SMALL = 512  # fewer values than this: one by one (no numpy import, no numpy ove
 _ZERO, _NINE, _DOT, _SLASH = ord("0"), ord("9"), ord("."), ord("/")
 
 
-def canonical_texts(values: Sequence[object]) -> list[str | None]:
+def canonical_texts(values: Sequence[object], small: int = SMALL) -> list[str | None]:
     """Per value: its canonical CIDR text (the value itself when it already is),
-    or None when it is not a CIDR (see ``parse_cidr``)."""
-    if len(values) < SMALL:
+    or None when it is not a CIDR (see ``parse_cidr``). ``small``: below this many
+    values, one by one (a caller that has numpy loaded anyway passes less)."""
+    if len(values) < small:
         return [_same_if_equal(v, _slow(v)) for v in values]
     out: list[str | None] = [None] * len(values)
     for first in range(0, len(values), BLOCK):

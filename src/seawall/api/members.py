@@ -9,6 +9,14 @@ set; any other chunk is garbage of an interrupted write and is ignored. A
 change to a few nets rewrites a few chunks and the head, in one revision
 (see ``seawall.datastore.members`` for the writing side).
 
+A change that is spread over many buckets (a blocklist feed's churn) goes into
+an **overlay** instead: the head may also list, per overlay bucket (the low
+bits of the same CRC-32), an overlay chunk of nets added and nets removed. The
+set is ``(base - removed) | added``, bucket by bucket, so a writer never needs
+the base to write an overlay, and a churn of 30,000 nets writes and parses
+30,000 nets, not the million of the base. Writers fold the overlay into the
+base chunks when it grows past a fraction of the set.
+
 This module only reads the format (the agent's calculation needs it, and it
 must not import the datastore). Pure.
 """
@@ -37,20 +45,32 @@ class MembersFormatError(ValueError):
 class MembersHead:
     """The manifest of a chunked set: how many nets, and the chunk of each bucket ("" = empty)."""
 
-    count: int
+    count: int  # nets in the base chunks (the overlay's changes not counted)
     buckets: int
     chunks: tuple[str, ...]
+    overlay: tuple[str, ...] = ()  # per overlay bucket, the overlay chunk's digest ("" = none); () = no overlay
+    overlay_count: int = 0  # nets listed in the overlay chunks (added + removed): when to fold
 
     def chunk_names(self, set_name: str) -> dict[int, str]:
         """bucket index -> the name of the chunk resource that holds it."""
         return {i: chunk_name(set_name, d) for i, d in enumerate(self.chunks) if d}
+
+    def overlay_names(self, set_name: str) -> dict[int, str]:
+        """overlay bucket index -> the name of its overlay chunk."""
+        return {i: chunk_name(set_name, d) for i, d in enumerate(self.overlay) if d}
+
+    def all_names(self, set_name: str) -> set[str]:
+        """Every chunk resource this head names (base and overlay)."""
+        return {*self.chunk_names(set_name).values(), *self.overlay_names(set_name).values()}
 
 
 @dataclass(frozen=True, slots=True)
 class ChunkDoc:
     set: str
     index: int
-    nets: tuple[Any, ...]  # as stored (validated later, member by member)
+    nets: tuple[Any, ...]  # as stored (validated later, member by member); an overlay's: added
+    overlay: bool = False
+    removed: tuple[Any, ...] = ()  # an overlay's nets removed from the base
 
 
 def text_crc(text: str) -> int:
@@ -107,7 +127,17 @@ def parse_head(value: Mapping[str, Any]) -> MembersHead | None:
         raise MembersFormatError(f"{MEMBERS_KEY}.buckets: {buckets!r} is not a power of two")
     if not isinstance(chunks, list) or len(chunks) != buckets or not _are_digests(chunks):
         raise MembersFormatError(f"{MEMBERS_KEY}.chunks: must list {buckets} chunk digests (16 hex digits or \"\")")
-    return MembersHead(count, buckets, tuple(chunks))
+    overlay = raw.get("overlay", [])
+    if not isinstance(overlay, list) or not _are_digests(overlay) or (
+            overlay and (len(overlay) & (len(overlay) - 1) or len(overlay) > buckets)):
+        raise MembersFormatError(f"{MEMBERS_KEY}.overlay: must list a power of two (at most {buckets}) of chunk "
+                                 "digests (16 hex digits or \"\")")
+    overlay_count = raw.get("overlayCount", 0)
+    if not isinstance(overlay_count, int) or isinstance(overlay_count, bool) or overlay_count < 0:
+        raise MembersFormatError(f"{MEMBERS_KEY}.overlayCount: {overlay_count!r} is not a count")
+    if not any(overlay):
+        return MembersHead(count, buckets, tuple(chunks))
+    return MembersHead(count, buckets, tuple(chunks), tuple(overlay), overlay_count)
 
 
 def without_manifest(value: Mapping[str, Any]) -> dict[str, Any]:
@@ -125,4 +155,10 @@ def parse_chunk(value: Mapping[str, Any]) -> ChunkDoc:
         raise MembersFormatError(f"index: {index!r} is not a bucket index")
     if not isinstance(nets, list):
         raise MembersFormatError(f"nets: must be a list, not {type(nets).__name__}")
-    return ChunkDoc(set_name, index, tuple(nets))
+    overlay = value.get("overlay", False)
+    if overlay is not False and overlay is not True:
+        raise MembersFormatError(f"overlay: {overlay!r} is not true or false")
+    removed = value.get("removed", [])
+    if not isinstance(removed, list) or (removed and not overlay):
+        raise MembersFormatError("removed: must be a list, and only in an overlay chunk")
+    return ChunkDoc(set_name, index, tuple(nets), overlay, tuple(removed))

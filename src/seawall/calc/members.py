@@ -5,17 +5,25 @@ The datastore holds a big set as a head and content-named chunks
 each replaced chunk is compared with the previous chunk of the same bucket, only
 the nets that differ are parsed, and the set's ``NetSet`` is patched with them.
 So one net added to a million-net set costs the parsing of one net and the
-rebuild of one ``NetSet`` bucket. Pure.
+rebuild of one ``NetSet`` bucket.
+
+A head may also name overlay chunks (nets added and removed on top of the base
+chunks, see ``seawall.api.members``): each is parsed by difference with its
+previous version, grouped by base bucket, and applied to the base buckets it
+covers; a bucket whose base did not change is moved from its last effective
+version by exactly what changed in the overlay, so the change is known to the
+consumers without a diff. Pure.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from seawall.api.cidr import parse_cidr
 from seawall.api.cidr_bulk import canonical_texts
-from seawall.api.members import ChunkDoc, MembersHead
+from seawall.api.members import ChunkDoc, MembersHead, text_crcs
 from seawall.policy.netset import NetSet, split_by_crc
 
 Bad = tuple[object, ...]
@@ -30,6 +38,7 @@ def canonical_or_none(value: object) -> str | None:
 
 
 BULK_MIN = 512  # from this many values on, the vectorised check is cheaper
+OVERLAY_BULK_MIN = 32  # an overlay chunk's new values are parsed together (the rest is a dict lookup)
 
 
 def canonical_split(values: frozenset[object]) -> tuple[frozenset[str], frozenset[object]]:
@@ -108,21 +117,143 @@ def chunk_members(doc: ChunkDoc, previous: ChunkMembers | None, buckets: int) ->
     return ChunkMembers(doc.set, doc.index, raw, canonical, bad)
 
 
+_NO_CHANGES: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class OverlayMembers:
+    """One overlay chunk: canonical nets added and removed, per base bucket; the stored
+    values that are no CIDR; and every stored value's canonical form (so that its next
+    version is parsed by difference)."""
+
+    set: str
+    index: int  # overlay bucket
+    buckets: int  # the base bucket count it was grouped for
+    changes: dict[int, tuple[frozenset[str], frozenset[str]]]  # base bucket -> (added, removed)
+    bad: frozenset[object]
+    texts: dict[object, str | None]  # stored value -> canonical text (None: not a CIDR)
+    #: the stored (added, removed) values when every one that parses is canonical: the next
+    #: version can then be parsed by difference (None: parse it whole)
+    stored: tuple[frozenset[str], frozenset[str]] | None = None
+
+    def at(self, bucket: int) -> tuple[frozenset[str], frozenset[str]]:
+        return self.changes.get(bucket, _NO_CHANGES)
+
+    def strays(self, width: int) -> tuple[str, ...]:
+        """Nets stored in this overlay chunk that belong to another overlay bucket (not members)."""
+        return tuple(n for b, (a, r) in self.changes.items() if b & (width - 1) != self.index for n in (*a, *r))
+
+
+def _group(texts: list[str], buckets: int) -> dict[int, list[str]]:
+    grouped: dict[int, list[str]] = {}
+    if texts:
+        for text, bucket in zip(texts, (text_crcs(texts) & (buckets - 1)).tolist(), strict=True):
+            grouped.setdefault(bucket, []).append(text)
+    return grouped
+
+
+def overlay_members(doc: ChunkDoc, previous: OverlayMembers | None, buckets: int) -> OverlayMembers:
+    """Parse an overlay chunk for a set of ``buckets`` base buckets. With the previous
+    version of the same overlay bucket, only the stored values that came or went are
+    parsed and regrouped (a churn adds 30,000 to an overlay that may hold 100,000)."""
+    stored = (frozenset(doc.nets), frozenset(doc.removed)) if set(map(type, (*doc.nets, *doc.removed))) <= {str} \
+        else None
+    if stored is None or previous is None or previous.stored is None or previous.buckets != buckets:
+        return _overlay_whole(doc, buckets, stored)
+    texts = dict(previous.texts)
+    came = [new - old for new, old in zip(stored, previous.stored, strict=True)]
+    gone = [old - new for new, old in zip(stored, previous.stored, strict=True)]
+    fresh = [v for v in set().union(*came) if v not in texts]
+    if fresh:
+        texts.update(zip(fresh, canonical_texts(fresh, small=OVERLAY_BULK_MIN), strict=True))
+    if any(texts[v] != v for v in fresh if texts[v] is not None):
+        return _overlay_whole(doc, buckets, stored)  # a spelling that is not canonical: two values may be one net
+    plus = [_group([v for v in side if texts[v] is not None], buckets) for side in came]
+    minus = [_group([v for v in side if texts.get(v) is not None], buckets) for side in gone]
+    for value in set().union(*gone) - stored[0] - stored[1]:
+        texts.pop(value, None)
+    changes = dict(previous.changes)
+    for bucket in set().union(*plus, *minus):
+        sides = changes.get(bucket, _NO_CHANGES)
+        new_sides = tuple(sides[i].difference(minus[i].get(bucket, ())).union(plus[i].get(bucket, ()))
+                          for i in (0, 1))
+        if new_sides[0] or new_sides[1]:
+            changes[bucket] = new_sides  # type: ignore[assignment]
+        else:
+            changes.pop(bucket, None)
+    gone_values = set().union(*gone)
+    bad = frozenset(v for v in previous.bad if v not in gone_values or v in stored[0] or v in stored[1]) | {
+        v for v in fresh if texts[v] is None}
+    return OverlayMembers(doc.set, doc.index, buckets, changes, bad, texts, stored)
+
+
+def _overlay_whole(doc: ChunkDoc, buckets: int, stored: tuple[frozenset[str], frozenset[str]] | None) -> OverlayMembers:
+    hashable = (str, int, float, bool, type(None))
+    values = [v for v in (*doc.nets, *doc.removed) if isinstance(v, hashable)]
+    bad: set[object] = {repr(v) for v in (*doc.nets, *doc.removed) if not isinstance(v, hashable)}
+    distinct = list(dict.fromkeys(values))
+    texts: dict[object, str | None] = dict(zip(distinct, canonical_texts(distinct, small=OVERLAY_BULK_MIN), strict=True))
+    bad.update(v for v, t in texts.items() if t is None)
+    grouped = [_group([t for t in (texts.get(v) for v in side if isinstance(v, hashable)) if t is not None], buckets)
+               for side in (doc.nets, doc.removed)]
+    changes = {b: (frozenset(grouped[0].get(b, ())), frozenset(grouped[1].get(b, ())))
+               for b in grouped[0].keys() | grouped[1].keys()}
+    exact = stored is not None and all(t is None or t == v for v, t in texts.items())
+    return OverlayMembers(doc.set, doc.index, buckets, changes, frozenset(bad), texts, stored if exact else None)
+
+
+def overlaid(base: ChunkMembers | None, index: int, overlay: OverlayMembers | None,
+             last: tuple[ChunkMembers | None, OverlayMembers | None, ChunkMembers | None] | None) -> ChunkMembers | None:
+    """Base bucket ``index`` with its overlay's changes: ``(base - removed) | added``.
+    With ``last`` = (base, overlay, result) of the previous call for this bucket and
+    the same base, the result is moved by what changed in the overlay only (its NetSet
+    then knows its change: no diff downstream)."""
+    added, removed = overlay.at(index) if overlay is not None else _NO_CHANGES
+    if last is not None and last[0] is base and last[2] is not None:
+        if last[1] is overlay:
+            return last[2]
+        old_added, old_removed = last[1].at(index) if last[1] is not None else _NO_CHANGES
+        if old_added is added and old_removed is removed:
+            return last[2]
+        candidates = (added ^ old_added) | (removed ^ old_removed)
+        if not candidates:
+            return last[2]
+        in_base = base.canonical if base is not None else NetSet.EMPTY
+        now_in = [n for n in candidates if n in added or (n in in_base and n not in removed)]
+        now_out = [n for n in candidates if n not in added and (n not in in_base or n in removed)]
+        moved = last[2].canonical.with_changes(now_in, now_out)
+        return last[2] if moved is last[2].canonical else dataclasses.replace(last[2], canonical=moved)
+    if not added and not removed:
+        return base
+    if base is None:
+        owner = overlay.set if overlay is not None else ""
+        return ChunkMembers(owner, index, frozenset(), NetSet.EMPTY.with_changes(added), frozenset())
+    return dataclasses.replace(base, canonical=base.canonical.with_changes(added, removed - added))
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class SetMembers:
-    """A chunked set's manifest and, per bucket, its chunk (None: the chunk is missing).
-    ``missing`` and ``bad`` are worked out once: the calculation asks on every update."""
+    """A chunked set's manifest and, per bucket, its members as the calculation sees them
+    (the base chunk with the overlay applied; None: the chunk is missing). ``missing``
+    and ``bad`` are worked out once: the calculation asks on every update."""
 
     name: str
     head: MembersHead
     chunks: tuple[ChunkMembers | None, ...]
-    missing: tuple[int, ...] = field(init=False)  # buckets the head names whose chunk is absent
+    base: tuple[ChunkMembers | None, ...] | None = None  # the base chunks when an overlay applies
+    overlays: tuple[OverlayMembers | None, ...] = ()
+    missing: tuple[int, ...] = field(init=False)  # buckets the head names whose chunk is absent (+ overlays)
     bad: Bad = field(init=False)  # stored values that are no CIDR, over all chunks
 
     def __post_init__(self) -> None:
+        base = self.base if self.base is not None else self.chunks
         object.__setattr__(self, "missing", tuple(
-            i for i, (d, c) in enumerate(zip(self.head.chunks, self.chunks, strict=True)) if d and c is None))
-        object.__setattr__(self, "bad", tuple(v for c in self.chunks if c is not None for v in c.bad))
+            i for i, (d, c) in enumerate(zip(self.head.chunks, base, strict=True)) if d and c is None) + tuple(
+            self.head.buckets + k for k, (d, o) in enumerate(zip(self.head.overlay, self.overlays, strict=False))
+            if d and o is None))
+        width = len(self.head.overlay)
+        object.__setattr__(self, "bad", tuple(v for c in base if c is not None for v in c.bad) + tuple(
+            v for o in self.overlays if o is not None for v in (*o.bad, *o.strays(width))))
 
 
 def assemble(members: SetMembers, previous: tuple[tuple[NetSet, ...], NetSet] | None) -> tuple[tuple[NetSet, ...], NetSet]:

@@ -24,7 +24,7 @@ from seawall.api.members import (
     parse_head,
     without_manifest,
 )
-from seawall.calc.members import ChunkMembers, SetMembers, chunk_members
+from seawall.calc.members import ChunkMembers, OverlayMembers, SetMembers, chunk_members, overlaid, overlay_members
 from seawall.calc.snapshot import Snapshot
 
 KEPT = "kept the last valid version"
@@ -42,8 +42,11 @@ class ValidatedResources:
         self._cache: dict[tuple[str, str], tuple[dict[str, Any], Any, str | None]] = {}
         self._heads: dict[str, MembersHead] = {}  # set name -> manifest of its last valid head
         # chunk name -> (stored document, its members or None, why invalid or None)
-        self._chunks: dict[str, tuple[dict[str, Any], ChunkMembers | None, str | None]] = {}
+        self._chunks: dict[str, tuple[dict[str, Any], ChunkMembers | OverlayMembers | None, str | None]] = {}
         self._last_chunk: dict[tuple[str, int, int], ChunkMembers] = {}  # (set, bucket, buckets) -> the chunk parsed last
+        self._last_overlay: dict[tuple[str, int, int], OverlayMembers] = {}  # the same, of overlay buckets
+        # set -> per base bucket (base chunk, its overlay chunk, the two applied) of the last call
+        self._overlaid: dict[str, list[tuple[ChunkMembers | None, OverlayMembers | None, ChunkMembers | None]]] = {}
         self._parsed_for: dict[str, int] = {}  # chunk name -> the bucket count it was parsed for
         # The last call's heads, the chunk names they want (name -> bucket count) and their
         # members: an update that touches no chunk of a set hands out the same SetMembers
@@ -126,23 +129,59 @@ class ValidatedResources:
                 # The same head, or one that swapped a few digests (one net added: one bucket).
                 # Chunks it does not name (garbage, the replaced ones) may come and go; one it
                 # names at a kept bucket must not have changed, or the set is assembled anew.
+                # Overlay chunks are applied by identity, bucket by bucket, whatever changed.
                 swapped = {chunk_name(set_name, head.chunks[i]) for i in changed if head.chunks[i]}
-                if all(n not in wanted or n in swapped for n in touched.get(set_name, ())):
-                    patched = list(last.chunks)
+                overlays = set(head.overlay_names(set_name).values())
+                mine = touched.get(set_name, ())
+                if all(n not in wanted or n in swapped or n in overlays for n in mine):
+                    if not changed and head.overlay == last.head.overlay and not overlays & set(mine):
+                        out[set_name] = last if last.head is head else dataclasses.replace(last, head=head)
+                        continue
+                    patched = list(last.base if last.base is not None else last.chunks)
                     for index in changed:
                         patched[index] = self._chunk_for(set_name, index, head.chunks[index])
-                    out[set_name] = SetMembers(set_name, head, tuple(patched)) if changed else last
+                    out[set_name] = self._overlaid_members(set_name, head, tuple(patched))
                     continue
             chunks: list[ChunkMembers | None] = [None] * head.buckets
             for index, digest in enumerate(head.chunks):
                 if digest:
                     chunks[index] = self._chunk_for(set_name, index, digest)
-            out[set_name] = SetMembers(set_name, head, tuple(chunks))
+            out[set_name] = self._overlaid_members(set_name, head, tuple(chunks))
         self._set_members = out
+        for gone in self._overlaid.keys() - {n for n, h in heads.items() if h.overlay}:
+            del self._overlaid[gone]
         if not same_heads:
             for key in [k for k in self._last_chunk if k[0] not in heads or heads[k[0]].buckets != k[2]]:
                 del self._last_chunk[key]
+            for key in [k for k in self._last_overlay if k[0] not in heads or heads[k[0]].buckets != k[2]]:
+                del self._last_overlay[key]
         return out
+
+    def _overlaid_members(self, set_name: str, head: MembersHead, base: tuple[ChunkMembers | None, ...]) -> SetMembers:
+        """The set's members from its base chunks and the overlay its head names."""
+        if not head.overlay:
+            return SetMembers(set_name, head, base)
+        width = len(head.overlay)
+        overlays = tuple(self._overlay_for(set_name, k, d, head.buckets) if d else None
+                         for k, d in enumerate(head.overlay))
+        last = self._overlaid.get(set_name)
+        if last is not None and len(last) != len(base):
+            last = None
+        records = []
+        for index, chunk in enumerate(base):
+            overlay = overlays[index & (width - 1)]
+            records.append((chunk, overlay, overlaid(chunk, index, overlay, last[index] if last is not None else None)))
+        self._overlaid[set_name] = records
+        return SetMembers(set_name, head, tuple(r[2] for r in records), base, overlays)
+
+    def _overlay_for(self, set_name: str, index: int, digest: str, buckets: int) -> OverlayMembers | None:
+        """The parsed overlay chunk of overlay bucket ``index`` (None: missing, invalid, not ours)."""
+        found = self._chunks.get(chunk_name(set_name, digest))
+        member = found[1] if found is not None else None
+        if not isinstance(member, OverlayMembers) or member.set != set_name or member.index != index \
+                or member.buckets != buckets:
+            return None
+        return member
 
     def _wanted_names(self, heads: dict[str, MembersHead], moved: dict[str, list[int]]) -> dict[str, int]:
         """Chunk name -> bucket count, for every chunk the heads name. A head that kept its
@@ -163,20 +202,25 @@ class ValidatedResources:
                 for i in changed:
                     if new.chunks[i]:
                         wanted[chunk_name(set_name, new.chunks[i])] = new.buckets
+                if old.overlay != new.overlay:
+                    new_overlays = new.overlay_names(set_name).values()
+                    for name in set(old.overlay_names(set_name).values()) - set(new_overlays):
+                        wanted.pop(name, None)
+                    wanted.update(dict.fromkeys(new_overlays, new.buckets))
                 continue
-            for name in old.chunk_names(set_name).values():
+            for name in old.all_names(set_name):
                 wanted.pop(name, None)
         for set_name, head in heads.items():
             if head is not self._wanted_for.get(set_name) and set_name not in moved:
-                wanted.update(dict.fromkeys(head.chunk_names(set_name).values(), head.buckets))
+                wanted.update(dict.fromkeys(head.all_names(set_name), head.buckets))
         return wanted
 
     def _chunk_for(self, set_name: str, index: int, digest: str) -> ChunkMembers | None:
         """The parsed chunk of bucket ``index`` (None: missing, invalid, or another set's or bucket's)."""
         found = self._chunks.get(chunk_name(set_name, digest))
         member = found[1] if found is not None else None
-        if member is not None and (member.set != set_name or member.index != index):
-            return None  # a chunk of another set or bucket under this name: not ours
+        if not isinstance(member, ChunkMembers) or member.set != set_name or member.index != index:
+            return None  # a chunk of another set or bucket under this name (or an overlay): not ours
         return member
 
     @staticmethod
@@ -191,11 +235,16 @@ class ValidatedResources:
             return None
         return head.buckets
 
-    def _parse_chunk(self, value: dict[str, Any], buckets: int) -> tuple[dict[str, Any], ChunkMembers | None, str | None]:
+    def _parse_chunk(self, value: dict[str, Any], buckets: int
+                     ) -> tuple[dict[str, Any], ChunkMembers | OverlayMembers | None, str | None]:
         try:
             doc: ChunkDoc = parse_chunk(value)
         except MembersFormatError as exc:
             return value, None, str(exc)
+        if doc.overlay:
+            overlay = overlay_members(doc, self._last_overlay.get((doc.set, doc.index, buckets)), buckets)
+            self._last_overlay[(doc.set, doc.index, buckets)] = overlay
+            return value, overlay, None
         members = chunk_members(doc, self._last_chunk.get((doc.set, doc.index, buckets)), buckets)
         self._last_chunk[(doc.set, doc.index, buckets)] = members
         return value, members, None

@@ -119,14 +119,24 @@ class Documents(Datastore):
         if manifest is None:
             return kv
         names = manifest.chunk_names(kv.name)
-        found = chunks if chunks is not None else self._fetch(names.values())
-        nets: builtins.list[Sequence[str]] = []
+        overlays = manifest.overlay_names(kv.name)
+        found = chunks if chunks is not None else self._fetch([*names.values(), *overlays.values()])
+        nets: dict[int, Sequence[str]] = {}
         for index in sorted(names):
             value = found.get(names[index])
             if value is None:
                 return None
-            nets.append(value.get("nets") or [])
-        return KeyValue(kv.kind, kv.name, layout.plain_document(kv.value, nets), kv.create_revision, kv.mod_revision)
+            nets[index] = value.get("nets") or []
+        if overlays:
+            values = [found.get(name) for name in overlays.values()]
+            if any(v is None for v in values):
+                return None
+            for index, (added, removed) in _overlay_by_bucket(values, manifest.buckets).items():  # type: ignore[arg-type]
+                base = nets.get(index, [])
+                present = set(base)
+                nets[index] = [n for n in base if n not in removed or n in added] + sorted(added - present)
+        return KeyValue(kv.kind, kv.name, layout.plain_document(kv.value, [nets[i] for i in sorted(nets)]),
+                        kv.create_revision, kv.mod_revision)
 
     def _fetch(self, names: Iterable[str]) -> dict[str, dict[str, Any]]:
         wanted = builtins.list(names)
@@ -152,7 +162,7 @@ class Documents(Datastore):
                 main.append(op)
                 continue
             old = _stored_manifest(self.store, op.name) if not isinstance(op, Create) else None
-            old_names = set(old.chunk_names(op.name).values()) if old is not None else set()
+            old_names = old.all_names(op.name) if old is not None else set()
             if isinstance(op, Delete):
                 main.append(op)
                 orphans |= old_names
@@ -200,6 +210,30 @@ class Documents(Datastore):
         manifest = _manifest(kv.value)
         if manifest is None:
             return self._patch_whole(kv, adding, removing)
+        if manifest.overlay or layout.prefers_overlay(
+                len({bucket_of(n, manifest.buckets) for n in (*adding, *removing)}), manifest.buckets):
+            patched = self._patch_overlay(kv, manifest, adding, removing)
+            if patched is not None:
+                return patched
+            # The overlay would grow past its limit: fold it (and this change) into the base.
+            overlays = manifest.overlay_names(kv.name)
+            found = self._fetch(overlays.values())
+            if len(found) != len(overlays):
+                raise _ChunksMoved()
+            added: set[str] = set()
+            removed: set[str] = set()
+            for value in found.values():
+                added |= set(value.get("nets") or [])
+                removed |= set(value.get("removed") or [])
+            added = (added - removing) | set(adding)
+            removed = (removed - added) | removing
+            return self._patch_base(kv, manifest, sorted(added), removed, set(overlays.values()))
+        return self._patch_base(kv, manifest, adding, removing, set())
+
+    def _patch_base(self, kv: KeyValue, manifest: MembersHead, adding: Sequence[str], removing: set[str],
+                    overlay_names: set[str]) -> KeyValue:
+        """Rewrite the base chunks the nets fall in (and drop the overlay chunks named in
+        ``overlay_names``, whose changes ``adding``/``removing`` then include)."""
         buckets = manifest.buckets
         adding_by_bucket: dict[int, set[str]] = {}
         for net in adding:
@@ -224,20 +258,52 @@ class Documents(Datastore):
             return self._patch_whole(whole, adding, removing)
         digests = list(manifest.chunks)
         fresh: dict[str, dict[str, Any]] = {}
-        orphans: builtins.list[str] = []
+        orphans: builtins.list[str] = sorted(overlay_names)
         for index, group in groups.items():
-            new_name, value = layout.chunk_value(kv.name, buckets, index, group) if group else ("", {})
-            old_name = names.get(index)
-            if new_name == old_name:
-                continue
-            if old_name is not None:
-                orphans.append(old_name)
-            if group:
-                fresh[new_name] = value
-            digests[index] = new_name[len(kv.name) + 1:] if group else ""
+            _replace(kv.name, digests, index, names.get(index),
+                     layout.chunk_value(kv.name, buckets, index, group) if group else ("", {}), fresh, orphans)
         if not fresh and not orphans:
             return kv
         head = layout.head_value(kv.value, count, buckets, digests)
+        return self._swap([Update(GNS, kv.name, head, kv.mod_revision)], fresh, orphans)[0]
+
+    def _patch_overlay(self, kv: KeyValue, manifest: MembersHead, adding: Sequence[str],
+                       removing: set[str]) -> KeyValue | None:
+        """Record the change in the overlay chunks it falls in (the base is not read);
+        None when the overlay would then exceed ``layout.overlay_limit``."""
+        if manifest.overlay_count + len(adding) + len(removing) > layout.overlay_limit(manifest.count):
+            return None
+        width = len(manifest.overlay) or layout.overlay_buckets_for(manifest.buckets)
+        adds: dict[int, set[str]] = {}
+        removes: dict[int, set[str]] = {}
+        for net in adding:
+            adds.setdefault(bucket_of(net, width), set()).add(net)
+        for net in removing:
+            removes.setdefault(bucket_of(net, width), set()).add(net)
+        names = manifest.overlay_names(kv.name)
+        touched = adds.keys() | removes.keys()
+        try:
+            found = {name: self.store.get(CHUNK_KIND, name).value for name in (names[i] for i in touched if i in names)}
+        except NotFound:
+            raise _ChunksMoved() from None
+        digests = list(manifest.overlay) or [""] * width
+        total = manifest.overlay_count
+        fresh: dict[str, dict[str, Any]] = {}
+        orphans: builtins.list[str] = []
+        for index in touched:
+            old_name = names.get(index)
+            old = found[old_name] if old_name is not None else {}
+            added, removed = set(old.get("nets") or []), set(old.get("removed") or [])
+            total -= len(added) + len(removed)
+            plus, minus = adds.get(index, set()), removes.get(index, set())
+            added, removed = (added - minus) | plus, (removed - plus) | minus
+            total += len(added) + len(removed)
+            _replace(kv.name, digests, index, old_name,
+                     layout.overlay_value(kv.name, manifest.buckets, index, sorted(added), sorted(removed))
+                     if added or removed else ("", {}), fresh, orphans)
+        if not fresh and not orphans:
+            return kv
+        head = layout.head_value(kv.value, manifest.count, manifest.buckets, manifest.chunks, digests, total)
         return self._swap([Update(GNS, kv.name, head, kv.mod_revision)], fresh, orphans)[0]
 
     def _patch_whole(self, whole: KeyValue, adding: Sequence[str], removing: set[str]) -> KeyValue:
@@ -316,7 +382,7 @@ class Documents(Datastore):
                     head = self.store.get(GNS, op.name).value
                     manifest = parse_head(head)
                     if manifest is not None:
-                        named |= set(manifest.chunk_names(op.name).values())
+                        named |= manifest.all_names(op.name)
         self._delete_quietly([n for n in written if n not in named])
 
     def _delete_quietly(self, names: Sequence[str]) -> None:
@@ -348,6 +414,30 @@ class Documents(Datastore):
 
     def close(self) -> None:
         self.store.close()
+
+
+def _replace(set_name: str, digests: builtins.list[str], index: int, old_name: str | None,
+             new: tuple[str, dict[str, Any]], fresh: dict[str, dict[str, Any]], orphans: builtins.list[str]) -> None:
+    """Bucket ``index`` now holds chunk ``new`` (("", {}): none): record the write and the orphan."""
+    new_name, value = new
+    if new_name == old_name:
+        return
+    if old_name is not None:
+        orphans.append(old_name)
+    if value:
+        fresh[new_name] = value
+    digests[index] = new_name[len(set_name) + 1:]
+
+
+def _overlay_by_bucket(values: Iterable[Mapping[str, Any]], buckets: int) -> dict[int, tuple[set[str], set[str]]]:
+    """Overlay chunks' (added, removed) nets grouped by base bucket."""
+    out: dict[int, tuple[set[str], set[str]]] = {}
+    for value in values:
+        for position, key in ((0, "nets"), (1, "removed")):
+            for net in value.get(key) or []:
+                if isinstance(net, str):
+                    out.setdefault(bucket_of(net, buckets), (set(), set()))[position].add(net)
+    return out
 
 
 class _ChunksMoved(Exception):

@@ -37,6 +37,24 @@ CHUNKED_MIN_NETS = 4096  # below this a set is stored plain, as Calico stores it
 TARGET_CHUNK_NETS = 1024  # nets per chunk the bucket count aims at (~20 KB of JSON)
 MIN_BUCKETS = 8
 MAX_BUCKETS = 4096
+OVERLAY_BUCKETS = 64  # overlay chunks per set at most (a one-net change rewrites one of them)
+OVERLAY_MIN_BUCKETS = 16  # a change touching this many base buckets goes into an overlay (see prefers_overlay)
+OVERLAY_FRACTION = 8  # an overlay is folded into the base once it holds more than 1/8 of the set
+
+
+def overlay_buckets_for(buckets: int) -> int:
+    return min(OVERLAY_BUCKETS, buckets)
+
+
+def prefers_overlay(touched: int, buckets: int) -> bool:
+    """A change touching this many of the base's buckets goes into the overlay (else those
+    base chunks are rewritten): from OVERLAY_MIN_BUCKETS on, or more than half of them."""
+    return touched >= min(OVERLAY_MIN_BUCKETS, buckets // 2 + 1)
+
+
+def overlay_limit(count: int) -> int:
+    """The most changes an overlay holds before the write that would exceed it folds it."""
+    return max(CHUNKED_MIN_NETS, count // OVERLAY_FRACTION)
 
 
 def bucket_count_for(count: int) -> int:
@@ -55,17 +73,22 @@ def chunk_digest(set_name: str, buckets: int, index: int, nets: Sequence[str]) -
     return h.hexdigest()
 
 
+def _chunk_document(set_name: str, digest: str, index: int, fields: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    name = chunk_name(set_name, digest)
+    return name, {"apiVersion": CHUNK_API_VERSION, "kind": CHUNK_KIND, "metadata": {"name": name},
+                  "set": set_name, "index": index, **fields}
+
+
+def overlay_value(set_name: str, buckets: int, index: int, added: Sequence[str],
+                  removed: Sequence[str]) -> tuple[str, dict[str, Any]]:
+    """(name, stored document) of overlay bucket ``index``'s chunk (sorted canonical texts)."""
+    digest = chunk_digest(f"overlay\n{set_name}", buckets, index, [*added, "-", *removed])
+    return _chunk_document(set_name, digest, index, {"overlay": True, "nets": list(added), "removed": list(removed)})
+
+
 def chunk_value(set_name: str, buckets: int, index: int, nets: Sequence[str]) -> tuple[str, dict[str, Any]]:
     """(name, stored document) of bucket ``index``'s chunk holding ``nets`` (sorted canonical texts)."""
-    name = chunk_name(set_name, chunk_digest(set_name, buckets, index, nets))
-    return name, {
-        "apiVersion": CHUNK_API_VERSION,
-        "kind": CHUNK_KIND,
-        "metadata": {"name": name},
-        "set": set_name,
-        "index": index,
-        "nets": list(nets),
-    }
+    return _chunk_document(set_name, chunk_digest(set_name, buckets, index, nets), index, {"nets": list(nets)})
 
 
 class NotCanonical(ValueError):
@@ -110,12 +133,16 @@ class ChunkedSet:
     manifest: MembersHead
 
 
-def head_value(document: Mapping[str, Any], count: int, buckets: int, digests: Sequence[str]) -> dict[str, Any]:
+def head_value(document: Mapping[str, Any], count: int, buckets: int, digests: Sequence[str],
+               overlay: Sequence[str] = (), overlay_count: int = 0) -> dict[str, Any]:
     """The stored head: the document without ``spec.nets``, with the manifest."""
     head = {k: v for k, v in document.items() if k != MEMBERS_KEY}
     spec = {k: v for k, v in (head.get("spec") or {}).items() if k != "nets"}
     head["spec"] = spec
     head[MEMBERS_KEY] = {"version": MEMBERS_VERSION, "count": count, "buckets": buckets, "chunks": list(digests)}
+    if any(overlay):
+        head[MEMBERS_KEY]["overlay"] = list(overlay)
+        head[MEMBERS_KEY]["overlayCount"] = overlay_count
     return head
 
 

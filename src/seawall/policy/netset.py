@@ -22,9 +22,11 @@ is computed by bucket, not frozenset's: never mix the two as keys of one dict). 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import operator
 import weakref
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence, Set
 from typing import Any
 
@@ -42,19 +44,32 @@ def _bucket(text: str) -> int:
     return (text_crc(text) & _MASK) | (PER_FAMILY if ":" in text else 0)
 
 
-def _grouped(texts: Iterable[str]) -> dict[int, list[str]]:
+def _append_by_key(keys: Iterable[int], texts: Iterable[str]) -> dict[int, list[str]]:
     groups: dict[int, list[str]] = {}
-    for text in texts:
-        b = _bucket(text)
-        group = groups.get(b)
+    for key, text in zip(keys, texts, strict=True):
+        group = groups.get(key)
         if group is None:
-            groups[b] = [text]
+            groups[key] = [text]
         else:
             group.append(text)
     return groups
 
 
+def _grouped(texts: Iterable[str]) -> dict[int, list[str]]:
+    """Texts by bucket; many of them with their CRCs and families computed in C loops."""
+    if isinstance(texts, (list, tuple, frozenset, set)) and len(texts) >= _GROUP_BULK:
+        ordered = list(texts)
+        with contextlib.suppress(UnicodeEncodeError):
+            crcs = np.fromiter(map(zlib.crc32, map(str.encode, ordered)), np.int64, len(ordered))
+            v6 = np.fromiter(map(str.__contains__, ordered, itertools.repeat(":")), bool, len(ordered))
+            return _append_by_key(((crcs & _MASK) | (v6.astype(np.int64) * PER_FAMILY)).tolist(), ordered)
+        return _append_by_key(map(_bucket, ordered), ordered)
+    texts = list(texts)
+    return _append_by_key(map(_bucket, texts), texts)
+
+
 _BULK = 4096  # from this many texts on, group them with numpy
+_GROUP_BULK = 256  # from this many changes on, their CRCs are computed in C loops
 
 
 def _bucketed(texts: Sequence[str] | Set[str]) -> dict[int, frozenset[str]]:
@@ -265,18 +280,18 @@ class NetSet(Set[str]):
         really_removed: list[str] = []
         for b in plus.keys() | minus.keys():
             old = buckets.get(b, _EMPTY)
-            new = old
-            if b in minus:
-                new = new.difference(minus[b])
-            if b in plus:
-                new = new.union(plus[b])
-            if len(new) == len(old) and (new is old or new == old):
+            # The members that really flip, found on the few changed texts; then one C copy of
+            # the bucket (``^``), not a difference and a union: a feed's churn touches every
+            # bucket of a million-net set, and copying them is what such a change costs.
+            plus_b, minus_b = plus.get(b, ()), minus.get(b, ())
+            gained = set(plus_b).difference(old) if plus_b else set()
+            lost = old.intersection(minus_b).difference(plus_b) if minus_b else _EMPTY
+            if not gained and not lost:
                 continue
-            if b in plus:
-                really_added.extend(t for t in plus[b] if t not in old)
-            if b in minus:
-                really_removed.extend(t for t in minus[b] if t in old and t not in new)
-            length += len(new) - len(old)
+            really_added.extend(gained)
+            really_removed.extend(lost)
+            new = old.symmetric_difference(gained | lost)
+            length += len(gained) - len(lost)
             if new:
                 buckets[b] = new
             else:

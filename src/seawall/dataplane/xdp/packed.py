@@ -35,12 +35,38 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
 
 
 def merge(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The sorted unique union of two arrays."""
+    """The sorted unique union of a sorted unique array and any array. A few values
+    into many are placed by bisection (one copy, no sort of the whole: a feed's
+    15,000 new networks into a million cost a copy, not a million-entry sort)."""
     if not len(a):
         return sorted_unique(b)
     if not len(b):
         return a
-    return sorted_unique(np.concatenate((a, b.astype(np.int64, copy=False))))
+    if len(b) * 8 > len(a):
+        return sorted_unique(np.concatenate((a, b.astype(np.int64, copy=False))))
+    fresh = sorted_unique(b)
+    fresh = fresh[~_found(a, fresh)]
+    return np.insert(a, np.searchsorted(a, fresh), fresh) if len(fresh) else a
+
+
+def _found(base: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """A bool per value: is it in ``base`` (sorted)? By bisection: O(k log n)."""
+    if not len(base):
+        return np.zeros(len(values), dtype=bool)
+    index = np.minimum(np.searchsorted(base, values), len(base) - 1)
+    return base[index] == values
+
+
+def without(base: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``base`` (sorted unique) without ``values``: found by bisection, one copy."""
+    values = values.astype(np.int64, copy=False)
+    if not len(base) or not len(values):
+        return base
+    index = np.searchsorted(base, values)
+    present = index < len(base)
+    index = index[present]
+    index = index[base[index] == values[present]]
+    return np.delete(base, index) if len(index) else base
 
 
 class PackedInts:
@@ -80,11 +106,7 @@ class PackedInts:
     def contains_many(self, values: np.ndarray) -> np.ndarray:
         """A bool per value (vectorised)."""
         self._fold()
-        base = self._base
-        if not len(base):
-            return np.zeros(len(values), dtype=bool)
-        index = np.minimum(np.searchsorted(base, values), len(base) - 1)
-        return base[index] == values
+        return _found(self._base, values)
 
     def __len__(self) -> int:
         return len(self._base) - len(self._removed) + len(self._added)
@@ -122,7 +144,7 @@ class PackedInts:
         if not len(values):
             return
         self._fold()
-        self._base = self._base[~np.isin(self._base, values.astype(np.int64, copy=False))]
+        self._base = without(self._base, values)
 
     def array(self) -> np.ndarray:
         """Every member, sorted (a read-only view: do not modify)."""
@@ -138,8 +160,7 @@ class PackedInts:
             return
         base = self._base
         if self._removed:
-            gone = np.fromiter(self._removed, dtype=np.int64, count=len(self._removed))
-            base = base[~np.isin(base, gone, assume_unique=True)]
+            base = without(base, np.fromiter(self._removed, dtype=np.int64, count=len(self._removed)))
         if self._added:
             base = merge(base, np.array(self._added, dtype=np.int64))
         self._base = base
