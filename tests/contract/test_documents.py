@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from seawall.api.members import CHUNK_KIND, MEMBERS_KEY
+from seawall.api.members import CHUNK_KIND, MEMBERS_KEY, overlay_buckets_for
 from seawall.calc.validated import ValidatedResources
 from seawall.datastore import Conflict, Create, Datastore, Delete, NotFound, Update, members as layout
 from seawall.datastore.documents import Documents, InvalidNets
@@ -205,7 +205,7 @@ def test_a_spread_change_goes_into_an_overlay_and_a_large_one_is_folded_into_the
     docs.patch_nets("big", add=added, remove=removed)
     head = datastore.get(GNS, "big").value[MEMBERS_KEY]
     overlays = _overlay_chunks(datastore)
-    assert overlays and len(head["overlay"]) == layout.overlay_buckets_for(head["buckets"])
+    assert overlays and len(head["overlay"]) == overlay_buckets_for(head["buckets"])
     assert head["overlayCount"] == 800 and head["count"] == N
     assert {n: v for n, v in _chunks(datastore).items() if not v.get("overlay")} == base  # the base untouched
     expected = (set(nets) - set(removed)) | set(added)

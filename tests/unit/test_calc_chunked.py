@@ -248,3 +248,29 @@ def test_overlay_bad_values_strays_and_a_missing_overlay_chunk_are_reported() ->
     snapshot, _ = ValidatedResources().update([SEED[0], *gone, SEED[2]])
     desired = compute(snapshot, "jasper", ETH0)
     assert any("member chunks are missing" in w for w in desired.warnings), desired.warnings
+
+
+def test_overlay_chunks_written_before_their_head_are_applied_ahead_so_the_head_costs_the_swap(monkeypatch) -> None:
+    """A writer puts overlay chunks in before the head that names them: the agent applies
+    them to the buckets they will cover on arrival; the head then only picks the results."""
+    from seawall.calc import validated as validated_module
+
+    base = NETS[:2000]
+    validated = ValidatedResources()
+    plain = chunked("s", base)
+    first, _ = validated.update([SEED[0], *plain, SEED[2]])
+    from seawall.calc.members import assemble
+
+    assemble_parts = assemble(first.members["s"], None)
+    kept = {name: doc for kind, name, doc in plain if kind == CHUNK_KIND}
+    later = overlaid_chunked("s", base, NETS[2000:2100], NETS[:50], width=BUCKETS)  # as a writer would: one per bucket
+    chunks = [(k, n, kept.get(n, d)) for k, n, d in later[1:]]
+    validated.update([SEED[0], plain[0], *chunks, SEED[2]])  # the overlay chunks, still the old head
+    calls: list[int] = []
+    real = validated_module.overlaid
+    monkeypatch.setattr(validated_module, "overlaid", lambda *a: calls.append(1) or real(*a))
+    second, invalid = validated.update([SEED[0], later[0], *chunks, SEED[2]])
+    assert not invalid and not calls  # every bucket was worked out ahead
+    now = assemble(second.members["s"], assemble_parts)[1]
+    assert now == (set(base) - set(NETS[:50])) | set(NETS[2000:2100])
+    assert now.delta_from(assemble_parts[1]) == (frozenset(NETS[2000:2100]), frozenset(NETS[:50]))

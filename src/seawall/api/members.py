@@ -35,6 +35,12 @@ CHUNK_KIND = "SeawallNetChunk"
 CHUNK_API_VERSION = "seawall.io/v1"
 MEMBERS_KEY = "seawallMembers"
 MEMBERS_VERSION = 1
+OVERLAY_BUCKETS = 64  # overlay chunks per set at most (a one-net change rewrites one of them)
+
+
+def overlay_buckets_for(buckets: int) -> int:
+    """How many overlay buckets a writer gives a set of ``buckets`` base buckets."""
+    return min(OVERLAY_BUCKETS, buckets)
 
 
 class MembersFormatError(ValueError):

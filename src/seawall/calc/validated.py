@@ -20,6 +20,7 @@ from seawall.api.members import (
     MembersFormatError,
     MembersHead,
     chunk_name,
+    overlay_buckets_for,
     parse_chunk,
     parse_head,
     without_manifest,
@@ -47,6 +48,9 @@ class ValidatedResources:
         self._last_overlay: dict[tuple[str, int, int], OverlayMembers] = {}  # the same, of overlay buckets
         # set -> per base bucket (base chunk, its overlay chunk, the two applied) of the last call
         self._overlaid: dict[str, list[tuple[ChunkMembers | None, OverlayMembers | None, ChunkMembers | None]]] = {}
+        # (set, base bucket) -> the same, worked out ahead for an overlay chunk that arrived
+        # before the head naming it (a writer's first step): the head then costs the swap
+        self._ahead: dict[tuple[str, int], tuple[ChunkMembers | None, OverlayMembers, ChunkMembers | None]] = {}
         self._parsed_for: dict[str, int] = {}  # chunk name -> the bucket count it was parsed for
         # The last call's heads, the chunk names they want (name -> bucket count) and their
         # members: an update that touches no chunk of a set hands out the same SetMembers
@@ -99,6 +103,7 @@ class ValidatedResources:
         wanted = self._wanted
         touched: dict[str, set[str]] = {}  # set -> its chunk names whose entries changed
         present: set[str] = set()
+        early_overlays: list[OverlayMembers] = []
         for name, value in chunk_docs:
             present.add(name)
             cached = self._chunks.get(name)
@@ -115,6 +120,8 @@ class ValidatedResources:
                 self._chunks[name] = cached
                 self._parsed_for[name] = buckets
                 touched.setdefault(_set_of_chunk(name), set()).add(name)
+                if name not in wanted and isinstance(cached[1], OverlayMembers):
+                    early_overlays.append(cached[1])
             if cached[2] is not None and name in wanted:
                 invalid.append({"kind": CHUNK_KIND, "name": name, "reason": cached[2], "action": IGNORED})
         for name in set(self._chunks) - present:
@@ -150,6 +157,8 @@ class ValidatedResources:
         self._set_members = out
         for gone in self._overlaid.keys() - {n for n, h in heads.items() if h.overlay}:
             del self._overlaid[gone]
+        for overlay in early_overlays:
+            self._work_ahead(overlay, heads[overlay.set], out[overlay.set])
         if not same_heads:
             for key in [k for k in self._last_chunk if k[0] not in heads or heads[k[0]].buckets != k[2]]:
                 del self._last_chunk[key]
@@ -167,12 +176,32 @@ class ValidatedResources:
         last = self._overlaid.get(set_name)
         if last is not None and len(last) != len(base):
             last = None
-        records = []
+        records: list[tuple[ChunkMembers | None, OverlayMembers | None, ChunkMembers | None]] = []
         for index, chunk in enumerate(base):
             overlay = overlays[index & (width - 1)]
+            ahead = self._ahead.get((set_name, index))
+            if ahead is not None and ahead[0] is chunk and ahead[1] is overlay:
+                records.append(ahead)
+                continue
             records.append((chunk, overlay, overlaid(chunk, index, overlay, last[index] if last is not None else None)))
         self._overlaid[set_name] = records
+        for key in [k for k in self._ahead if k[0] == set_name]:
+            del self._ahead[key]
         return SetMembers(set_name, head, tuple(r[2] for r in records), base, overlays)
+
+    def _work_ahead(self, overlay: OverlayMembers, head: MembersHead, members: SetMembers) -> None:
+        """Apply an overlay chunk that no head names yet to the buckets it will cover, as the
+        head that names it is expected to (same base, same overlay width); kept in ``_ahead``
+        and taken when a head with exactly that base chunk and overlay chunk arrives."""
+        width = len(head.overlay) or overlay_buckets_for(head.buckets)
+        if overlay.index >= width or overlay.buckets != head.buckets:
+            return
+        base = members.base if members.base is not None else members.chunks
+        records = self._overlaid.get(overlay.set) if head.overlay else None
+        for index in range(overlay.index, head.buckets, width):
+            chunk = base[index]
+            last = records[index] if records is not None and len(records) == len(base) else (chunk, None, chunk)
+            self._ahead[(overlay.set, index)] = (chunk, overlay, overlaid(chunk, index, overlay, last))
 
     def _overlay_for(self, set_name: str, index: int, digest: str, buckets: int) -> OverlayMembers | None:
         """The parsed overlay chunk of overlay bucket ``index`` (None: missing, invalid, not ours)."""

@@ -28,7 +28,7 @@ from typing import Any
 
 from seawall.api.cidr import check_set_nets
 from seawall.api.cidr_bulk import canonical_texts
-from seawall.api.members import CHUNK_KIND, MembersFormatError, MembersHead, bucket_of, parse_head
+from seawall.api.members import CHUNK_KIND, MembersFormatError, MembersHead, bucket_of, overlay_buckets_for, parse_head
 from seawall.datastore import members as layout
 from seawall.datastore.interface import (
     AlreadyExists,
@@ -273,7 +273,7 @@ class Documents(Datastore):
         None when the overlay would then exceed ``layout.overlay_limit``."""
         if manifest.overlay_count + len(adding) + len(removing) > layout.overlay_limit(manifest.count):
             return None
-        width = len(manifest.overlay) or layout.overlay_buckets_for(manifest.buckets)
+        width = len(manifest.overlay) or overlay_buckets_for(manifest.buckets)
         adds: dict[int, set[str]] = {}
         removes: dict[int, set[str]] = {}
         for net in adding:

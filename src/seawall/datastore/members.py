@@ -37,13 +37,8 @@ CHUNKED_MIN_NETS = 4096  # below this a set is stored plain, as Calico stores it
 TARGET_CHUNK_NETS = 1024  # nets per chunk the bucket count aims at (~20 KB of JSON)
 MIN_BUCKETS = 8
 MAX_BUCKETS = 4096
-OVERLAY_BUCKETS = 64  # overlay chunks per set at most (a one-net change rewrites one of them)
 OVERLAY_MIN_BUCKETS = 16  # a change touching this many base buckets goes into an overlay (see prefers_overlay)
 OVERLAY_FRACTION = 8  # an overlay is folded into the base once it holds more than 1/8 of the set
-
-
-def overlay_buckets_for(buckets: int) -> int:
-    return min(OVERLAY_BUCKETS, buckets)
 
 
 def prefers_overlay(touched: int, buckets: int) -> bool:
