@@ -157,8 +157,8 @@ class ValidatedResources:
         self._set_members = out
         for gone in self._overlaid.keys() - {n for n, h in heads.items() if h.overlay}:
             del self._overlaid[gone]
-        for key in [k for k in self._ahead if k[0] not in heads]:
-            del self._ahead[key]  # a set deleted, or a writer that never swapped its head in
+        for ahead in [k for k in self._ahead if k[0] not in heads]:
+            del self._ahead[ahead]  # a set deleted, or a writer that never swapped its head in
         for overlay in early_overlays:
             self._work_ahead(overlay, heads[overlay.set], out[overlay.set])
         if not same_heads:
