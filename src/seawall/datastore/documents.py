@@ -5,7 +5,9 @@ whole documents (``get``/``list`` assemble a chunked set from its head and
 chunks and hide the chunks), while what reaches the backend is the chunked
 form of ``seawall.datastore.members``: writing a 1M-net set writes only the
 chunks that differ from what is stored, and ``patch_nets`` adds or removes a
-few nets by rewriting the few chunks that hold them and the head.
+few nets by rewriting the few chunks that hold them and the head (a change
+spread over many chunks, a feed's churn, is written into the head's overlay
+chunks instead, and folded into the base once the overlay outgrows 1/8 of the set).
 
 Writes keep the store's guarantees: the head (with the caller's
 compare-and-swap) is swapped in one commit, after the new chunks were

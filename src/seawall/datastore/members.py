@@ -8,7 +8,10 @@ touches the few chunks that hold them; a chunk is named after a digest of its
 content, so a chunk that did not change keeps its name and is not rewritten,
 and a reader that sees a name knows exactly what it holds. Chunked nets are
 stored in canonical form (``10.0.0.1`` is stored ``10.0.0.1/32``), which means
-the same to Calico and the agent and lets a removal find its bucket.
+the same to Calico and the agent and lets a removal find its bucket. Overlay
+chunks (``overlay_value``) record a spread change on top of the base; when a
+writer uses them and when it folds them is decided here too (``prefers_overlay``,
+``overlay_limit``).
 
 Pure: no I/O (``seawall.datastore.documents`` does the reading and writing).
 """
