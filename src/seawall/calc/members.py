@@ -135,13 +135,20 @@ class OverlayMembers:
     #: the stored (added, removed) values when every one that parses is canonical: the next
     #: version can then be parsed by difference (None: parse it whole)
     stored: tuple[frozenset[str], frozenset[str]] | None = None
+    _strays: dict[int, tuple[str, ...]] = field(default_factory=dict, repr=False)  # width -> strays
 
     def at(self, bucket: int) -> tuple[frozenset[str], frozenset[str]]:
         return self.changes.get(bucket, _NO_CHANGES)
 
     def strays(self, width: int) -> tuple[str, ...]:
-        """Nets stored in this overlay chunk that belong to another overlay bucket (not members)."""
-        return tuple(n for b, (a, r) in self.changes.items() if b & (width - 1) != self.index for n in (*a, *r))
+        """Nets stored in this overlay chunk that belong to another overlay bucket (not members);
+        worked out once per width (a set's members ask on every update, the overlay may hold
+        100,000 nets)."""
+        found = self._strays.get(width)
+        if found is None:
+            found = self._strays[width] = tuple(
+                n for b, (a, r) in self.changes.items() if b & (width - 1) != self.index for n in (*a, *r))
+        return found
 
 
 def _group(texts: list[str], buckets: int) -> dict[int, list[str]]:
