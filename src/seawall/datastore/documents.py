@@ -219,30 +219,33 @@ class Documents(Datastore):
                 return patched
             # The overlay would grow past its limit: fold it (and this change) into the base.
             overlays = manifest.overlay_names(kv.name)
-            found = self._fetch(overlays.values())
-            if len(found) != len(overlays):
+            # The fold touches (nearly) every base chunk: one read of them all serves both steps.
+            everything = self._fetch([*manifest.chunk_names(kv.name).values(), *overlays.values()])
+            if any(name not in everything for name in overlays.values()):
                 raise _ChunksMoved()
             added: set[str] = set()
             removed: set[str] = set()
-            for value in found.values():
-                added |= set(value.get("nets") or [])
-                removed |= set(value.get("removed") or [])
+            for name in overlays.values():
+                added |= set(everything[name].get("nets") or [])
+                removed |= set(everything[name].get("removed") or [])
             added = (added - removing) | set(adding)
             removed = (removed - added) | removing
-            return self._patch_base(kv, manifest, sorted(added), removed, set(overlays.values()))
+            return self._patch_base(kv, manifest, sorted(added), removed, set(overlays.values()), everything)
         return self._patch_base(kv, manifest, adding, removing, set())
 
     def _patch_base(self, kv: KeyValue, manifest: MembersHead, adding: Sequence[str], removing: set[str],
-                    overlay_names: set[str]) -> KeyValue:
+                    overlay_names: set[str], fetched: Mapping[str, dict[str, Any]] | None = None) -> KeyValue:
         """Rewrite the base chunks the nets fall in (and drop the overlay chunks named in
-        ``overlay_names``, whose changes ``adding``/``removing`` then include)."""
+        ``overlay_names``, whose changes ``adding``/``removing`` then include). ``fetched``:
+        chunks already read (name -> value); the others touched are read here."""
         buckets = manifest.buckets
         adding_by_bucket: dict[int, set[str]] = {}
         for net in adding:
             adding_by_bucket.setdefault(bucket_of(net, buckets), set()).add(net)
         touched = set(adding_by_bucket) | {bucket_of(net, buckets) for net in removing}
         names = manifest.chunk_names(kv.name)
-        found = self._fetch(names[i] for i in touched if i in names)
+        found = dict(fetched) if fetched is not None else {}
+        found.update(self._fetch(names[i] for i in touched if i in names and names[i] not in found))
         groups: dict[int, builtins.list[str]] = {}
         count = manifest.count
         for index in touched:
@@ -284,7 +287,7 @@ class Documents(Datastore):
             removes.setdefault(bucket_of(net, width), set()).add(net)
         names = manifest.overlay_names(kv.name)
         touched = adds.keys() | removes.keys()
-        try:
+        try:  # one get each: ``_fetch`` would list every chunk of the kind (the base too) from 32 on
             found = {name: self.store.get(CHUNK_KIND, name).value for name in (names[i] for i in touched if i in names)}
         except NotFound:
             raise _ChunksMoved() from None

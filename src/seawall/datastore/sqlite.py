@@ -665,7 +665,8 @@ class SqliteDatastore(Datastore):
         if kinds is not None:
             kind_filter = f" AND kind IN ({','.join('?' * len(kinds))})"
         query = (
-            "SELECT revision, seq, type, kind, name, value, prev_value FROM events"
+            # prev=False: the previous values are not even read (a big chunk's text, twice)
+            f"SELECT revision, seq, type, kind, name, value, {'prev_value' if prev else 'NULL'} FROM events"
             " WHERE (revision, seq) > (?, ?)" + kind_filter +  # a range search on the PK
             f" ORDER BY revision, seq LIMIT {_WATCH_BATCH_ROWS}"
         )
@@ -693,7 +694,7 @@ class SqliteDatastore(Datastore):
                 # begins, or at the batch's end when nothing more was waiting.
                 complete = batch[i + 1][0] != revision if i < last else last_complete
                 yield WatchEvent(
-                    EventType(type_), kind, name, revision, _loads(value), _loads(prev_value) if prev else None, complete
+                    EventType(type_), kind, name, revision, _loads(value), _loads(prev_value), complete
                 )
             if caught_up:
                 # Nothing else up to head matches: skip past it so that a kinds

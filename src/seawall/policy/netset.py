@@ -61,8 +61,7 @@ def _grouped(texts: Iterable[str]) -> dict[int, list[str]]:
         ordered = list(texts)
         with contextlib.suppress(UnicodeEncodeError):
             crcs = np.fromiter(map(zlib.crc32, map(str.encode, ordered)), np.int64, len(ordered))
-            v6 = np.fromiter(map(str.__contains__, ordered, itertools.repeat(":")), bool, len(ordered))
-            return _append_by_key(((crcs & _MASK) | (v6.astype(np.int64) * PER_FAMILY)).tolist(), ordered)
+            return _append_by_key(_bucket_keys(ordered, crcs).tolist(), ordered)
         return _append_by_key(map(_bucket, ordered), ordered)
     texts = list(texts)
     return _append_by_key(map(_bucket, texts), texts)
@@ -78,11 +77,16 @@ def _bucketed(texts: Sequence[str] | Set[str]) -> dict[int, frozenset[str]]:
     return _bucketed_by_crc(ordered, text_crcs(ordered))
 
 
+def _bucket_keys(ordered: list[str], crcs: np.ndarray) -> np.ndarray:
+    """``_bucket`` of every text, from its CRC-32, in C loops."""
+    v6 = np.fromiter(map(str.__contains__, ordered, itertools.repeat(":")), bool, len(ordered))
+    return (crcs & _MASK) | (v6.astype(np.int64) * PER_FAMILY)
+
+
 def _bucketed_by_crc(ordered: list[str], crcs: np.ndarray) -> dict[int, frozenset[str]]:
     if not ordered:
         return {}
-    v6 = np.fromiter(map(str.__contains__, ordered, itertools.repeat(":")), bool, len(ordered))
-    keys = (crcs & _MASK) | (v6.astype(np.int64) * PER_FAMILY)
+    keys = _bucket_keys(ordered, crcs)
     order = np.argsort(keys, kind="stable")
     keys = keys[order]
     cuts = np.flatnonzero(np.diff(keys)) + 1
