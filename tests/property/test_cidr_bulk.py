@@ -33,3 +33,29 @@ def test_bulk_agrees_with_parse_cidr(values: list[object]) -> None:
     for value, text in zip(values, got, strict=True):
         if text is not None and text == value and ":" not in text:
             assert text is value  # canonical IPv4 input is kept, not copied
+
+
+WITH_NEWLINES = st.one_of(VALUE, st.sampled_from(["1.2.3.0/24\n", "1.2.3.0\n/24", "\n", "1.2.3.0/24\n5.6.7.0/24"]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(WITH_NEWLINES, max_size=60), st.integers(1, 9))
+def test_rows_give_network_and_length_of_canonical_ipv4(values: list[object], block: int) -> None:
+    """``v4_rows`` marks exactly the canonical IPv4 texts and gives their integers,
+    whichever path a block takes (one buffer, or the byte matrix when a value breaks
+    the rows' shape) and however the values fall into blocks."""
+    import pytest
+
+    from seawall.api import cidr_bulk
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cidr_bulk, "BLOCK", block)
+        ok, networks, lengths = cidr_bulk.v4_rows(values)
+    assert len(ok) == len(networks) == len(lengths) == len(values)
+    for value, good, network, length in zip(values, ok.tolist(), networks.tolist(), lengths.tolist(), strict=True):
+        text = _one(value)
+        canonical_v4 = text is not None and text == value and ":" not in text
+        assert good == canonical_v4, value
+        if good:
+            cidr = parse_cidr(value)
+            assert (network, length) == (cidr.network, cidr.prefix)

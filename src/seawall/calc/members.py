@@ -21,9 +21,12 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from seawall.api.cidr import parse_cidr
-from seawall.api.cidr_bulk import canonical_texts
+from seawall.api.cidr_bulk import canonical_texts, v4_rows
 from seawall.api.members import ChunkDoc, MembersHead, text_crcs
+from seawall.policy import bucket_ints
 from seawall.policy.netset import NetSet, split_by_crc
 
 Bad = tuple[object, ...]
@@ -77,13 +80,27 @@ class ChunkMembers:
         return len(self.raw) - len(self.bad) == len(self.canonical)
 
 
-def _own_buckets(canonical: Iterable[str], index: int, buckets: int) -> tuple[NetSet, frozenset[str]]:
+def _own_buckets(canonical: Iterable[str], index: int, buckets: int,
+                 v4: np.ndarray | None = None) -> tuple[NetSet, frozenset[str]]:
     """The members of bucket ``index`` (of ``buckets``) as a NetSet, grouped by the
     CRC-32 computed once per member, and the strays: members of another bucket
-    (a foreign writer's chunk), not part of the set."""
+    (a foreign writer's chunk), not part of the set. ``v4``: the members' packed
+    integers (in the order given) when all are canonical IPv4."""
     low = buckets - 1
-    own, strays = split_by_crc(list(canonical), lambda crcs: (crcs & low) == index)
+    own, strays = split_by_crc(list(canonical), lambda crcs: (crcs & low) == index, v4)
     return own, frozenset(strays)
+
+
+def _all_canonical_v4(values: frozenset[object]) -> tuple[list[str], np.ndarray] | None:
+    """A big chunk's values in one order with their packed integers, when every one
+    is canonical IPv4 text (the usual stored chunk); else None."""
+    if len(values) < BULK_MIN:
+        return None
+    ordered = list(values)
+    ok, networks, lengths = v4_rows(ordered)
+    if not ok.all():
+        return None
+    return ordered, bucket_ints.pack(networks, lengths)  # type: ignore[return-value]
 
 
 def _stray_values(strays: frozenset[str], raw: Iterable[object]) -> frozenset[object]:
@@ -109,8 +126,13 @@ def chunk_members(doc: ChunkDoc, previous: ChunkMembers | None, buckets: int) ->
         canonical = previous.canonical.with_changes(own, removed)
         bad = (previous.bad & raw) | added_bad | _stray_values(strays, raw - previous.raw)
     else:
-        good, bad = canonical_split(raw)
-        canonical, strays = _own_buckets(good, doc.index, buckets)
+        plain = _all_canonical_v4(raw)
+        if plain is not None:  # parsed once: the integers stay with the buckets (``bucket_ints``)
+            bad = frozenset()
+            canonical, strays = _own_buckets(plain[0], doc.index, buckets, plain[1])
+        else:
+            good, bad = canonical_split(raw)
+            canonical, strays = _own_buckets(good, doc.index, buckets)
         bad = bad | _stray_values(strays, raw)
         if unhashable:
             bad = bad | {repr(n) for n in doc.nets if not isinstance(n, (str, int, float, bool, type(None)))}

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from seawall.api.members import text_crc, text_crcs
+from seawall.policy import bucket_ints
 
 PER_FAMILY = 4096  # = the most buckets a stored set has: a chunk is always whole buckets
 BUCKETS = 2 * PER_FAMILY
@@ -83,7 +84,9 @@ def _bucket_keys(ordered: list[str], crcs: np.ndarray) -> np.ndarray:
     return (crcs & _MASK) | (v6.astype(np.int64) * PER_FAMILY)
 
 
-def _bucketed_by_crc(ordered: list[str], crcs: np.ndarray) -> dict[int, frozenset[str]]:
+def _bucketed_by_crc(ordered: list[str], crcs: np.ndarray, v4: np.ndarray | None = None) -> dict[int, frozenset[str]]:
+    """``ordered`` by bucket; ``v4``: the texts' packed integers when every one is canonical
+    IPv4 (``bucket_ints``), remembered for each bucket made."""
     if not ordered:
         return {}
     keys = _bucket_keys(ordered, crcs)
@@ -94,23 +97,33 @@ def _bucketed_by_crc(ordered: list[str], crcs: np.ndarray) -> dict[int, frozense
     ends = np.concatenate((cuts, [len(keys)])).tolist()
     sorted_texts = list(operator.itemgetter(*order.tolist())(ordered)) if len(ordered) > 1 else list(ordered)
     bucket_ids = keys[starts].tolist()
-    return {b: frozenset(sorted_texts[a:z]) for b, a, z in zip(bucket_ids, starts, ends, strict=True)}
+    buckets = {b: frozenset(sorted_texts[a:z]) for b, a, z in zip(bucket_ids, starts, ends, strict=True)}
+    if v4 is not None:
+        sorted_v4 = v4[order]
+        for b, a, z in zip(bucket_ids, starts, ends, strict=True):
+            bucket = buckets[b]
+            if len(bucket) == z - a:  # (a text given twice: not remembered)
+                bucket_ints.remember_v4(bucket, sorted_v4[a:z])
+    return buckets
 
 
-def split_by_crc(texts: Sequence[str], keep: Callable[[np.ndarray], np.ndarray]) -> tuple[NetSet, list[str]]:
+def split_by_crc(texts: Sequence[str], keep: Callable[[np.ndarray], np.ndarray],
+                 v4: np.ndarray | None = None) -> tuple[NetSet, list[str]]:
     """``texts`` as a NetSet of those whose CRC-32 ``keep`` accepts (a vectorised test
     over the CRCs), and the others: the CRC is computed once per text and serves both
-    the test and the bucketing (a stored chunk's members and its strays)."""
+    the test and the bucketing (a stored chunk's members and its strays). ``v4``: the
+    texts' packed integers, when all are canonical IPv4 (kept with the buckets)."""
     ordered = list(texts)
     if not ordered:
         return NetSet.EMPTY, []
     crcs = text_crcs(ordered)
     kept = keep(crcs)
     if kept.all():
-        return NetSet._of_buckets(_bucketed_by_crc(ordered, crcs)), []
+        return NetSet._of_buckets(_bucketed_by_crc(ordered, crcs, v4)), []
     mine = np.flatnonzero(kept).tolist()
     others = [ordered[i] for i in np.flatnonzero(~kept).tolist()]
-    return NetSet._of_buckets(_bucketed_by_crc([ordered[i] for i in mine], crcs[kept])), others
+    return NetSet._of_buckets(_bucketed_by_crc([ordered[i] for i in mine], crcs[kept],
+                                               None if v4 is None else v4[kept])), others
 
 
 class NetSet(Set[str]):

@@ -331,14 +331,15 @@ class FakeXdpKernel:
     # ------------------------------------------------------------ maps
 
     def replace(self, program: Program, compiled: Compiled, *, inactive_known_empty: bool,
-                old_keys: Mapping[MapKind, bytes] | None = None) -> None:
+                old_keys: Mapping[MapKind, bytes] | None = None, fresh: bool = False) -> None:
         maps = self._handle_maps(program)
         old = maps.active
-        if not inactive_known_empty:
+        if not inactive_known_empty and not fresh:
             maps.clear(1 - old)
         maps.load(1 - old, compiled)
         maps.active = 1 - old
-        maps.clear(old, old_keys)
+        if not fresh:
+            maps.clear(old, old_keys)
         self.calls.append(Call("replace", "", prog_id=program.prog_id))
 
     def apply(self, program: Program, writes: Iterable[Write]) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from seawall.dataplane.iptables.backend import Backend, CommandError, Runner, SubprocessRunner, detect
+from seawall.dataplane.iptables.ipset_netlink import NetlinkMembers
 from seawall.dataplane.iptables.ipsets import IpSets, is_ours, stale_sets
 from seawall.dataplane.iptables.rendered import RenderedRaw, TableContent
 from seawall.dataplane.iptables.ruleset import our_comment
@@ -72,7 +73,9 @@ class RawDriver:
         self.runner: Runner = runner or SubprocessRunner()
         self._backend: tuple[Backend, str] | None = None
         self._tables: Tables | None = None
-        self.ipsets = IpSets(self.runner, state_file=state_file)
+        # Members by netlink where the runner works in this process's own namespace.
+        local = isinstance(self.runner, SubprocessRunner) and not self.runner.prefix
+        self.ipsets = IpSets(self.runner, state_file=state_file, member_writer=NetlinkMembers() if local else None)
         self._last: RenderedRaw | None = None
 
     def backend(self) -> tuple[Backend, str]:

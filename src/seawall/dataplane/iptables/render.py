@@ -66,6 +66,7 @@ from seawall.dataplane.iptables import names
 from seawall.dataplane.iptables.rendered import IpSetContent, RenderedRaw, RuleOrigin, TableContent
 from seawall.dataplane.iptables.ruleset import hook_rule, our_comment
 from seawall.dataplane.skipped import Sink, record, skip
+from seawall.policy import bucket_ints
 from seawall.policy.model import Action, Direction, EntityMatch, FailsafePort, Policy, PortRange, Rule, UntrackedState
 from seawall.policy.netset import NetSet
 from seawall.policy.verdict import ICMP_PROTOCOL, ND_HOP_LIMIT, ND_TYPES, PORT_PROTOCOLS, has_rules, references_missing_set
@@ -336,6 +337,8 @@ def _suspect(cidrs: NetSet, family: int) -> bool:
     for bucket in cidrs.buckets():
         if _CLEAN_BUCKETS.get(id(bucket)) is bucket:
             continue
+        if family == 4 and bucket_ints.v4_packed(bucket) is not None:
+            continue  # parsed as canonical IPv4 when it was made
         if not _clean_texts(bucket, family):
             return True
         _CLEAN_BUCKETS[id(bucket)] = bucket

@@ -114,7 +114,6 @@ class XdpDriver:
         reports: dict[str, InterfaceReport] = {}
         if desired.interfaces:
             self._kernel.ensure_bpffs(self.bpffs)
-            self._kernel.expected_tag()  # cached: computed now, not on the first re-attach to a re-created link (~50 ms)
         for item in desired.interfaces:
             try:
                 reports[item.name] = self._reconcile_one(item, desired, verify=verify)
@@ -123,6 +122,10 @@ class XdpDriver:
                 self._forget(item.name)
                 reports[item.name] = InterfaceReport(item.name, Mode.RAW, f"XDP failed: {exc}; the iptables raw tier enforces",
                                                      errors=(str(exc),))
+        if desired.interfaces:
+            # cached for the first re-attach to a re-created link (~50-130 ms); after the
+            # interfaces, whose first load (a cold start) leaves it known without a load of its own
+            self._kernel.expected_tag()
         wanted = {item.name for item in desired.interfaces}
         for name in self._life.pinned_interfaces() - wanted:
             self._remove(name)

@@ -114,8 +114,9 @@ class XdpKernel(Protocol):
     # ------------------------------------------------------------ maps
 
     def replace(self, program: Program, compiled: Compiled, *, inactive_known_empty: bool,
-                old_keys: Mapping[MapKind, bytes] | None = None) -> None:
-        """Fill the inactive slot, flip to it, empty the old one (``BlocklistMaps.replace``)."""
+                old_keys: Mapping[MapKind, bytes] | None = None, fresh: bool = False) -> None:
+        """Fill the inactive slot, flip to it, empty the old one (``BlocklistMaps.replace``);
+        ``fresh``: a just-loaded program, both slots empty (nothing to clear)."""
 
     def apply(self, program: Program, writes: Iterable[Write]) -> None:
         """Incremental writes to the active slot; E2BIG when a hash map is full."""

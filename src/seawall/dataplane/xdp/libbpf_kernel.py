@@ -169,8 +169,8 @@ class LibbpfKernel:
     # ------------------------------------------------------------ maps
 
     def replace(self, program: Program, compiled: Compiled, *, inactive_known_empty: bool,
-                old_keys: Mapping[MapKind, bytes] | None = None) -> None:
-        _pinned(program).maps.replace(compiled, inactive_known_empty=inactive_known_empty, old_keys=old_keys)
+                old_keys: Mapping[MapKind, bytes] | None = None, fresh: bool = False) -> None:
+        _pinned(program).maps.replace(compiled, inactive_known_empty=inactive_known_empty, old_keys=old_keys, fresh=fresh)
 
     def apply(self, program: Program, writes: Iterable[Write]) -> None:
         _pinned(program).maps.apply(writes)

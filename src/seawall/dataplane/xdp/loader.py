@@ -107,6 +107,7 @@ def load_new(
     finally:
         obj.close()
     info = libbpf.prog_info(prog_fd)
+    _remember_tag(info.tag)
     (directory / "maps").mkdir(parents=True, exist_ok=True)
     for name, fd in fds.items():  # replace leftovers: the pins must be this program's maps
         _repin(fd, directory / "maps" / name)
@@ -254,10 +255,21 @@ def _pinned_id(pin: Path) -> int | None:
 _EXPECTED_TAG: dict[str, str] = {}
 
 
+def _tag_key() -> tuple[str, str]:
+    path = str(object_path())
+    return path, f"{path}:{os.stat(path).st_mtime_ns}"
+
+
+def _remember_tag(tag: str) -> None:
+    """A program just loaded from this build's object has the tag it would load with:
+    the kernel computes it over the instructions before map addresses are filled in,
+    so neither the maps' sizes nor which maps are reused change it."""
+    _EXPECTED_TAG.setdefault(_tag_key()[1], tag)
+
+
 def expected_tag() -> str:
     """The tag of the program this build would load (to detect an outdated pin)."""
-    path = str(object_path())
-    key = f"{path}:{os.stat(path).st_mtime_ns}"
+    path, key = _tag_key()
     if key not in _EXPECTED_TAG:
         obj = libbpf.BpfObject.open_file(path)
         try:

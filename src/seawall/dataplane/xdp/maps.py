@@ -186,16 +186,20 @@ class BlocklistMaps:
         *,
         inactive_known_empty: bool,
         old_keys: Mapping[MapKind, bytes] | None = None,
+        fresh: bool = False,
     ) -> None:
         """Atomically (as packets see it) switch to ``compiled``, then empty the
-        old slot. ``old_keys``: the hash keys the active slot holds, if known."""
+        old slot. ``old_keys``: the hash keys the active slot holds, if known;
+        ``fresh``: a just-loaded program whose slots are both empty (a million-entry
+        start then skips rewriting the old slot's arrays with zeros, ~0.1 s)."""
         old = self.active_slot()
         new = 1 - old
-        if not inactive_known_empty:
+        if not inactive_known_empty and not fresh:
             self.clear_slot(new)
         self.load_slot(new, compiled)
         self.set_active(new)
-        self.clear_slot(old, known_keys=old_keys)
+        if not fresh:
+            self.clear_slot(old, known_keys=old_keys)
 
     # ------------------------------------------------------------ failsafe
 

@@ -40,7 +40,7 @@ class MapSync:
 
     def fill_fresh(self, program: Program, tables: BlocklistTables) -> None:
         """Fill a just-loaded program (both slots empty) before anything attaches it."""
-        self.kernel.replace(program, tables.compile(), inactive_known_empty=True, old_keys=BlocklistTables().hash_keys())
+        self.kernel.replace(program, tables.compile(), inactive_known_empty=True, fresh=True)
 
     def prime(self, program: Program, tables: BlocklistTables, failsafe: Iterable[tuple[int, int]]) -> None:
         """Fill a just-loaded replacement completely (set, failsafe, hit sampling) before it takes over."""

@@ -28,7 +28,6 @@ No syscalls here: the caller (``maps``) turns ``Write``s into map updates.
 from __future__ import annotations
 
 import enum
-import functools
 import ipaddress
 import itertools
 import logging
@@ -40,6 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from seawall.api.cidr_bulk import v4_rows
 from seawall.dataplane.skipped import Sink, Skipped, skip, summarize
 from seawall.dataplane.xdp.abi import (
     BITMAP256,
@@ -59,6 +59,7 @@ from seawall.dataplane.xdp.abi import (
     V6KEY,
 )
 from seawall.dataplane.xdp.packed import PackedInts, sorted_unique
+from seawall.policy import bucket_ints
 from seawall.policy.netset import NetSet
 
 # The numbers the BPF program shares (word offsets in ``top``, /24 states, node flags, sizes) come from ``abi``.
@@ -243,13 +244,16 @@ class BlocklistTables:
         tables = cls()
         v4: list[str] = []
         v6: list[str] = []
+        known = np.zeros(0, np.int64)
         if isinstance(cidrs, NetSet):  # split by family for free: its buckets are per family
-            v4 = list(itertools.chain.from_iterable(cidrs.family(4).buckets()))
+            # the buckets whose integers are known from validation's parse are not parsed again
+            known, unknown = bucket_ints.known_v4(cidrs.family(4).buckets())
+            v4 = list(itertools.chain.from_iterable(unknown))
             v6 = list(itertools.chain.from_iterable(cidrs.family(6).buckets()))
         else:
             for cidr in cidrs:
                 (v6 if isinstance(cidr, str) and ":" in cidr else v4).append(cidr)
-        tables._load_v4(v4)
+        tables._load_v4(v4, bucket_ints.unpack(known))
         for cidr in v6:
             try:
                 family, network, length = parse_cidr(cidr)
@@ -264,14 +268,14 @@ class BlocklistTables:
                     tables._v6_add_counts(network, length, +1)
         return tables
 
-    def _load_v4(self, cidrs: list[str]) -> None:
-        """Bulk IPv4 load, vectorised: a million CIDRs in about a second."""
-        if not cidrs:
+    def _load_v4(self, cidrs: list[str], known: tuple[np.ndarray, np.ndarray]) -> None:
+        """Bulk IPv4 load, vectorised: ``cidrs`` parsed, ``known`` (networks, lengths) as they are."""
+        parsed = self._parse_v4_many(cidrs) if cidrs else None
+        networks, lengths = known
+        if parsed is not None:
+            networks, lengths = np.concatenate((networks, parsed[0])), np.concatenate((lengths, parsed[1]))
+        if not len(networks):
             return
-        parsed = self._parse_v4_many(cidrs)
-        if parsed is None:
-            return
-        networks, lengths = parsed
         for length in np.flatnonzero(np.bincount(lengths, minlength=33)).tolist():
             self._v4_by_len[length].update(networks[lengths == length])
         self._v4_rebuild()
@@ -281,34 +285,26 @@ class BlocklistTables:
         are not CIDRs are skipped (and named in ``sink``, default: the tables' own
         record). None when nothing is left."""
         sink = self._skipped if sink is None else sink
-        try:
-            joined = "\n".join(cidrs)
-            if not joined.isascii():
-                raise ValueError("not ASCII")
-            if joined.count("/") == len(cidrs) and "\n" not in "".join(cidrs[:1]):
-                parts = joined.replace("/", "\n").split("\n")  # addr, len, addr, len, ...
-                addrs, lengths = parts[0::2], np.array(parts[1::2], dtype=np.int64)
-            else:
-                addrs, _, prefixes = map(list, zip(*(c.partition("/") for c in cidrs), strict=True))
-                lengths = np.array([int(p) if p else 32 for p in prefixes], dtype=np.int64)
-            packed = b"".join(map(functools.partial(socket.inet_pton, socket.AF_INET), addrs))
-        except (OSError, ValueError, TypeError):
-            packed, lengths = b"", np.zeros(0, dtype=np.int64)
-        if len(packed) != 4 * len(cidrs) or lengths.min(initial=0) < 0 or lengths.max(initial=0) > 32:
-            good = []
-            for cidr in cidrs:  # slow path: skip (and name) the bad entries
+        ok, networks, lengths = v4_rows(cidrs)
+        if not ok.all():  # the rest one by one: bare addresses, host bits set, garbage (skipped and named)
+            rest = np.flatnonzero(~ok)
+            parsed: list[tuple[int, int, int]] = []
+            for i in rest.tolist():
                 try:
-                    parse_cidr(cidr)
+                    _, network, length = parse_cidr(cidrs[i])
                 except CidrParseError as exc:
-                    _skip(cidr, exc, sink)
+                    _skip(cidrs[i], exc, sink)
                     continue
-                good.append(cidr)
-            if len(good) == len(cidrs):  # pragma: no cover - parse_cidr accepts what the fast path refused
-                raise CidrParseError("invalid IPv4 CIDR in input")
-            return self._parse_v4_many(good, sink) if good else None
-        addresses = np.frombuffer(packed, dtype=">u4").astype(np.int64)
-        masks = ((0xFFFFFFFF << (32 - lengths)) & 0xFFFFFFFF).astype(np.int64)
-        return addresses & masks, lengths
+                parsed.append((i, network, length))
+            good = np.ones(len(cidrs), bool)
+            good[rest] = False
+            if parsed:
+                at, nets, lens = (np.array(column, np.int64) for column in zip(*parsed, strict=True))
+                networks[at], lengths[at], good[at] = nets, lens, True
+            networks, lengths = networks[good], lengths[good]
+            if not len(networks):
+                return None
+        return networks, lengths
 
     def _v4_rebuild(self) -> None:
         """Recompute every /24 state and bitmap with numpy (bulk path)."""
