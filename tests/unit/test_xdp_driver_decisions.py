@@ -7,6 +7,7 @@ which calls were made), not only the report."""
 from __future__ import annotations
 
 import errno
+import struct
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,9 @@ import pytest
 from seawall.dataplane.mode import Mode
 from seawall.dataplane.xdp.driver import InterfaceBlocklist, XdpDesiredState, XdpDriver
 from seawall.dataplane.xdp.loader import interface_dir
-from seawall.dataplane.xdp.maps import DEFAULT_HIT_SHIFT
-from seawall.dataplane.xdp.sync import DRIFT_REPAIRED, expected_entries
-from seawall.dataplane.xdp.tables import BlocklistTables, MapKind
+from seawall.dataplane.xdp.maps import DEFAULT_HIT_SHIFT, KEY_SIZES, VALUE_SIZES
+from seawall.dataplane.xdp.sync import DRIFT_REPAIRED
+from seawall.dataplane.xdp.tables import BlocklistTables, Compiled, MapKind
 from seawall.testing.fake_xdp import XDP_ACT_BASIC, XDP_ACT_HW_OFFLOAD, Call, FakeXdpKernel
 
 BPFFS = Path("/fake/bpffs")
@@ -31,6 +32,22 @@ EOPNOTSUPP = "attach failed (Operation not supported)"
 def desired(cidrs: set[str] | frozenset[str], *names: str, xdp: bool = True, generic: bool = False) -> XdpDesiredState:
     items = tuple(InterfaceBlocklist(name, frozenset(cidrs), SSH) for name in names or (IFACE,))
     return XdpDesiredState(items, xdp_enabled=xdp, generic_enabled=generic)
+
+
+def expected_entries(compiled: Compiled) -> dict[MapKind, dict[bytes, bytes]]:
+    """What ``read_slot`` must return for a slot holding ``compiled``."""
+    out: dict[MapKind, dict[bytes, bytes]] = {}
+    for kind, values in compiled.arrays.items():
+        size = VALUE_SIZES[kind]
+        out[kind] = {
+            struct.pack("<I", i): values[size * i : size * i + size]
+            for i in range(len(values) // size)
+            if values[size * i : size * i + size] != bytes(size)
+        }
+    for kind, (keys, values, count) in compiled.hashes.items():
+        ks, vs = KEY_SIZES[kind], VALUE_SIZES[kind]
+        out[kind] = {keys[ks * i : ks * i + ks]: values[vs * i : vs * i + vs] for i in range(count)}
+    return out
 
 
 def expected(cidrs: set[str] | frozenset[str]) -> dict[MapKind, dict[bytes, bytes]]:
@@ -78,7 +95,22 @@ def test_a_fresh_interface_gets_a_new_program_filled_before_it_is_attached_in_th
     assert maps.failsafe == set(SSH) and maps.shift == DEFAULT_HIT_SHIFT
 
 
-def test_a_restarted_driver_adopts_our_attached_program_without_a_detach_and_rewrites_its_maps(kernel: FakeXdpKernel) -> None:
+def test_a_restarted_driver_adopts_our_attached_program_and_keeps_maps_that_hold_the_set(kernel: FakeXdpKernel) -> None:
+    first = driver(kernel)
+    first.reconcile(desired({A, B}))
+    prog_id = kernel.attached_to(IFACE)[Mode.XDP_NATIVE]
+    first.close()
+    maps = kernel.maps_of(prog_id)
+    maps.slots[1 - maps.active][MapKind.V4L2][b"\x01\x02\x03\x00"] = b"\xff" * 32  # left in the inactive slot
+    mark = len(kernel.calls)
+    report = driver(kernel).reconcile(desired({A, B}))[IFACE]
+    assert report.mode is Mode.XDP_NATIVE and report.adopted and report.repaired == ()
+    assert since(kernel, mark, "attach", "detach", "load", "replace") == []  # read back, not rebuilt
+    assert kernel.active_entries(prog_id) == expected({A, B})
+    assert all(not table for table in maps.slots[1 - maps.active].values())  # a later bulk replace starts empty
+
+
+def test_a_restarted_driver_adopts_our_attached_program_without_a_detach_and_rewrites_maps_that_differ(kernel: FakeXdpKernel) -> None:
     first = driver(kernel)
     first.reconcile(desired({A}))
     prog_id = kernel.attached_to(IFACE)[Mode.XDP_NATIVE]
@@ -92,6 +124,7 @@ def test_a_restarted_driver_adopts_our_attached_program_without_a_detach_and_rew
     assert kernel.attached_to(IFACE) == {Mode.XDP_NATIVE: prog_id}
     assert [call.prog_id for call in since(kernel, mark, "replace")] == [prog_id]
     assert kernel.active_entries(prog_id) == expected({A})
+    assert report.repaired == ("pinned maps differed from the desired set; rewritten",)
 
 
 def test_a_foreign_program_is_left_alone_and_reported_as_a_conflict(kernel: FakeXdpKernel) -> None:

@@ -354,6 +354,15 @@ class FakeXdpKernel:
     def read_slot(self, program: Program, slot: int) -> dict[MapKind, dict[bytes, bytes]]:
         return {kind: dict(table) for kind, table in self._handle_maps(program).slots[slot].items()}
 
+    def holds(self, program: Program, slot: int, compiled: Compiled) -> bool:
+        probe = FakeMaps(dict.fromkeys(HASH_KINDS, 1 << 62))  # unbounded: only the contents count
+        probe.load(0, compiled)
+        return probe.slots[0] == self._handle_maps(program).slots[slot]
+
+    def clear_slot(self, program: Program, slot: int) -> None:
+        self._handle_maps(program).clear(slot)
+        self.calls.append(Call("clear_slot", str(slot), prog_id=program.prog_id))
+
     def capacities(self, program: Program) -> dict[MapKind, int]:
         return dict(self._handle_maps(program).capacities)
 

@@ -190,6 +190,9 @@ def _c_size(ctype: str) -> int:
 
 
 _NO_PREALLOC = "BPF_F_NO_PREALLOC"
+#: Arrays the agent maps into its memory: a slot filled, zeroed or compared by memcpy
+#: (a 2 MiB slot: ~0.1 ms, against ~60 ms as a batch of 262,144 element updates).
+_MMAPABLE = "BPF_F_MMAPABLE"
 CFG_MAP = "sw_cfg"
 FAILSAFE_MAP = "sw_failsafe"
 STATS_MAP = "sw_stats"
@@ -197,10 +200,10 @@ HITS_MAP = "sw_hits"
 
 #: The slotted lookup tables, by kind (``tables.MapKind`` values); map ``sw_<kind>_<slot>``.
 TABLES: dict[str, MapSpec] = {
-    "top": MapSpec("sw_top", "BPF_MAP_TYPE_ARRAY", "TOP_WORDS", "__u32", "__u64", slotted=True),
-    "v4l1": MapSpec("sw_v4l1", "BPF_MAP_TYPE_ARRAY", "V4_L1_ENTRIES", "__u32", "__u64", slotted=True),
+    "top": MapSpec("sw_top", "BPF_MAP_TYPE_ARRAY", "TOP_WORDS", "__u32", "__u64", _MMAPABLE, True),
+    "v4l1": MapSpec("sw_v4l1", "BPF_MAP_TYPE_ARRAY", "V4_L1_ENTRIES", "__u32", "__u64", _MMAPABLE, True),
     "v4l2": MapSpec("sw_v4l2", "BPF_MAP_TYPE_HASH", "V4_L2_ENTRIES", "__u32", "struct bitmap256", _NO_PREALLOC, True),
-    "v6l16": MapSpec("sw_v6l16", "BPF_MAP_TYPE_ARRAY", "V6_L16_ENTRIES", "__u32", "__u32", slotted=True),
+    "v6l16": MapSpec("sw_v6l16", "BPF_MAP_TYPE_ARRAY", "V6_L16_ENTRIES", "__u32", "__u32", _MMAPABLE, True),
     "v6mid": MapSpec("sw_v6mid", "BPF_MAP_TYPE_HASH", "V6_ENTRIES", "__u64", "__u32", _NO_PREALLOC, True),
     "v6l64": MapSpec("sw_v6l64", "BPF_MAP_TYPE_HASH", "V6_ENTRIES", "__u64", "__u32", _NO_PREALLOC, True),
     "v6x": MapSpec("sw_v6x", "BPF_MAP_TYPE_HASH", "V6_ENTRIES", "struct v6addr", "__u32", _NO_PREALLOC, True),

@@ -10,8 +10,8 @@
    that someone detached, or loads, fills and pins a new one *before*
    attaching it, so a program is never attached empty;
 4. brings the maps to the desired set: a few incremental writes for small
-   changes, a double-buffered bulk replace otherwise (and always after
-   adoption, since this process does not know what the maps hold);
+   changes, a double-buffered bulk replace otherwise; after adoption (a
+   restart) the maps are read back and kept if they hold the set, else rewritten;
 5. reports the mode and why every faster mode was not used.
 A failure on one interface never stops the others. Interfaces no longer
 desired are detached (only if our program is the one attached) and unpinned;
@@ -208,7 +208,7 @@ class XdpDriver:
         if claim.program is not None:
             step.mode = mode
             step.claimed = (f"adopted Seawall program id {prog_id} ({mode.value}) that this agent had not pinned "
-                            "(left by another agent or run); its maps rewritten")
+                            "(left by another agent or run)")
         else:
             step.claimed = f"replaced Seawall program id {prog_id} ({mode.value}) of an older build (its maps could not be reused)"
         step.repaired.append(step.claimed)
@@ -231,7 +231,8 @@ class XdpDriver:
 
     def _fill(self, step: _Step) -> tuple[Program, BlocklistTables]:
         """A program whose maps hold nothing we know: a new one loaded and filled
-        (before it is attached), a too small one grown, else its maps rewritten."""
+        (before it is attached), a too small one grown, else its maps kept if they
+        already hold the set (a restart), rewritten if not."""
         item = step.item
         tables = BlocklistTables.from_cidrs(item.cidrs)
         if step.program is None:
@@ -241,7 +242,8 @@ class XdpDriver:
             program = self._grow(step, step.program, tables)
         else:
             program = step.program
-            self._sync.rewrite(program, tables)
+            if not self._sync.adopt(program, tables):
+                step.repaired.append("pinned maps differed from the desired set; rewritten")
         step.adopted = step.mode is not None
         self._sync.set_failsafe(program, item.failsafe)
         return program, tables

@@ -126,6 +126,12 @@ class XdpKernel(Protocol):
     def read_slot(self, program: Program, slot: int) -> dict[MapKind, dict[bytes, bytes]]:
         """Every non-empty entry of a slot."""
 
+    def holds(self, program: Program, slot: int, compiled: Compiled) -> bool:
+        """Whether a slot holds exactly ``compiled`` (read back compactly)."""
+
+    def clear_slot(self, program: Program, slot: int) -> None:
+        """Empty a slot (cheap when it is empty already)."""
+
     def capacities(self, program: Program) -> dict[MapKind, int]: ...
 
     def set_failsafe(self, program: Program, ports: Iterable[tuple[int, int]]) -> bool:

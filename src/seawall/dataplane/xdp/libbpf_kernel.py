@@ -181,6 +181,12 @@ class LibbpfKernel:
     def read_slot(self, program: Program, slot: int) -> dict[MapKind, dict[bytes, bytes]]:
         return _pinned(program).maps.read_slot(slot)
 
+    def holds(self, program: Program, slot: int, compiled: Compiled) -> bool:
+        return _pinned(program).maps.holds(slot, compiled)
+
+    def clear_slot(self, program: Program, slot: int) -> None:
+        _pinned(program).maps.clear_slot(slot)
+
     def capacities(self, program: Program) -> dict[MapKind, int]:
         return _pinned(program).maps.capacities()
 

@@ -6,14 +6,22 @@ no reload). ``replace`` fills the *inactive* slot completely, then flips
 ``active`` with one 4-byte map write: packets see either the whole old set or
 the whole new one, never neither and never half. The old slot is emptied after
 the flip (freeing its memory), so the inactive slot is normally known empty.
+
+The arrays are BPF_F_MMAPABLE and mapped into this process: a slot's arrays are
+filled, zeroed and read back as memory (a 2 MiB slot in ~0.1 ms, against ~60 ms
+as a batch of element updates), an element changed by one aligned store. Maps of
+an older build that cannot be mapped take the element batches instead.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+import numpy as np
 
 from seawall.dataplane.xdp import libbpf
 from seawall.dataplane.xdp.abi import (
@@ -54,6 +62,8 @@ MAP_NAMES = (
 )
 DEFAULT_HIT_SHIFT = 4  # per-source hit counters sample 1 drop in 16 (see blocklist.bpf.c)
 _ZERO_KEY = struct.pack("<I", 0)
+_INDEX = struct.Struct("<I")  # an array key
+_WORD: dict[int, np.dtype[np.unsignedinteger]] = {8: np.dtype("<u8"), 4: np.dtype("<u4")}  # array value sizes stored as one word
 _CFG = struct.Struct(CONFIG.format)
 _COUNTER = struct.Struct(COUNTER.format)
 _HIT_KEY_SIZE = HIT_KEY.size
@@ -89,8 +99,19 @@ class BlocklistMaps:
         if missing:
             raise ValueError(f"missing maps: {', '.join(missing)}")
         self.fds = dict(fds)
+        # fd -> the array's values as a typed view of its mapping (None: not mmapable,
+        # an older build's map: element batches instead)
+        self._views: dict[int, np.ndarray | None] = {}
+        self._mappings: list[mmap.mmap] = []
 
     def close(self) -> None:
+        self._views.clear()
+        for mapping in self._mappings:
+            try:
+                mapping.close()
+            except BufferError:  # a view still exported: freed with it
+                pass
+        self._mappings.clear()
         for fd in self.fds.values():
             try:
                 os.close(fd)
@@ -145,7 +166,13 @@ class BlocklistMaps:
         return count
 
     def _apply_run(self, run: list[Write], slot: int) -> None:
-        fd = self._table(run[0].kind, slot)
+        kind = run[0].kind
+        view = self._array_view(kind, slot) if kind.is_array else None
+        if view is not None:  # one aligned store per element: packets see the old word or the new
+            for write in run:
+                view[_INDEX.unpack(write.key)[0]] = int.from_bytes(write.value or b"", "little")
+            return
+        fd = self._table(kind, slot)
         if len(run) == 1:
             write = run[0]
             if write.value is None:
@@ -159,26 +186,75 @@ class BlocklistMaps:
 
     def clear_slot(self, slot: int, *, known_keys: Mapping[MapKind, bytes] | None = None) -> None:
         """Empty a slot's tables. ``known_keys`` (packed keys per hash table)
-        avoids walking the maps when the caller knows what is there."""
-        for kind, count in ARRAY_ENTRIES.items():
-            libbpf.map_update_batch(self._table(kind, slot), array_keys(count), bytes(VALUE_SIZES[kind] * count), count)
+        avoids reading the maps when the caller knows what is there."""
+        for kind in ARRAY_ENTRIES:
+            self._write_array(kind, slot, None)
         for kind in HASH_KINDS:
             fd = self._table(kind, slot)
             size = KEY_SIZES[kind]
             keys = known_keys.get(kind) if known_keys is not None else None
             if keys is None:
-                keys = b"".join(libbpf.map_keys(fd, size))
+                keys = libbpf.map_dump_raw(fd, size, VALUE_SIZES[kind])[0]
             if keys:
                 libbpf.map_delete_batch(fd, keys, len(keys) // size)
 
     def load_slot(self, slot: int, compiled: Compiled) -> None:
         """Write a compiled set into an (empty) slot."""
         for kind, values in compiled.arrays.items():
-            count = ARRAY_ENTRIES[kind]
-            libbpf.map_update_batch(self._table(kind, slot), array_keys(count), values, count)
+            self._write_array(kind, slot, values)
         for kind, (keys, values, count) in compiled.hashes.items():
             if count:
                 libbpf.map_update_batch(self._table(kind, slot), keys, values, count)
+
+    def holds(self, slot: int, compiled: Compiled) -> bool:
+        """Whether a slot holds exactly ``compiled``, read back compactly: each
+        array as one buffer, each hash table as packed rows compared sorted (a
+        million-entry slot in milliseconds, not a million Python objects)."""
+        for kind, values in compiled.arrays.items():
+            if self._read_array(kind, slot) != values:
+                return False
+        for kind in HASH_KINDS:
+            want = compiled.hashes.get(kind, (b"", b"", 0))
+            have = libbpf.map_dump_raw(self._table(kind, slot), KEY_SIZES[kind], VALUE_SIZES[kind])
+            if not same_rows(want, have, KEY_SIZES[kind], VALUE_SIZES[kind]):
+                return False
+        return True
+
+    # ------------------------------------------------------------ arrays
+
+    def _array_view(self, kind: MapKind, slot: int) -> np.ndarray | None:
+        """The slot's array as a typed view of its mapping (one element per
+        value, stores are single aligned words), or None if the map cannot be
+        mapped (an older build's, kept by an in-place upgrade)."""
+        fd = self._table(kind, slot)
+        if fd in self._views:
+            return self._views[fd]
+        info = libbpf.map_info(fd)
+        view = None
+        if info.map_flags & libbpf.BPF_F_MMAPABLE and info.value_size in _WORD:
+            stride = (info.value_size + 7) & ~7  # the kernel rounds array elements up to 8 bytes
+            mapping = libbpf.map_mmap(fd, info.max_entries * stride)
+            self._mappings.append(mapping)
+            words = np.frombuffer(mapping, dtype=_WORD[info.value_size])
+            view = words.reshape(info.max_entries, stride // info.value_size)[:, 0]
+        self._views[fd] = view
+        return view
+
+    def _write_array(self, kind: MapKind, slot: int, values: bytes | None) -> None:
+        """The whole array set to ``values`` (packed, one per element), or zeroed (None)."""
+        view = self._array_view(kind, slot)
+        if view is not None:
+            view[:] = 0 if values is None else np.frombuffer(values, dtype=view.dtype)
+            return
+        count = ARRAY_ENTRIES[kind]
+        libbpf.map_update_batch(self._table(kind, slot), array_keys(count),
+                                bytes(VALUE_SIZES[kind] * count) if values is None else values, count)
+
+    def _read_array(self, kind: MapKind, slot: int) -> bytes:
+        view = self._array_view(kind, slot)
+        if view is not None:
+            return view.tobytes()
+        return libbpf.map_dump_raw(self._table(kind, slot), KEY_SIZES[kind], VALUE_SIZES[kind])[1]
 
     def replace(
         self,
@@ -190,8 +266,8 @@ class BlocklistMaps:
     ) -> None:
         """Atomically (as packets see it) switch to ``compiled``, then empty the
         old slot. ``old_keys``: the hash keys the active slot holds, if known;
-        ``fresh``: a just-loaded program whose slots are both empty (a million-entry
-        start then skips rewriting the old slot's arrays with zeros, ~0.1 s)."""
+        ``fresh``: a just-loaded program whose slots are both empty (nothing to
+        empty before or after)."""
         old = self.active_slot()
         new = 1 - old
         if not inactive_known_empty and not fresh:
@@ -260,8 +336,32 @@ class BlocklistMaps:
         """Every non-empty entry of a slot, for drift detection."""
         out: dict[MapKind, dict[bytes, bytes]] = {}
         for kind in MapKind:
-            entries = libbpf.map_dump(self._table(kind, slot), KEY_SIZES[kind], VALUE_SIZES[kind])
+            size = VALUE_SIZES[kind]
             if kind.is_array:
-                entries = {k: v for k, v in entries.items() if v != bytes(VALUE_SIZES[kind])}
-            out[kind] = entries
+                values = self._read_array(kind, slot)
+                out[kind] = {_INDEX.pack(i): values[i * size:(i + 1) * size] for i in range(len(values) // size)
+                             if values[i * size:(i + 1) * size] != bytes(size)}
+            else:
+                out[kind] = libbpf.map_dump(self._table(kind, slot), KEY_SIZES[kind], size)
         return out
+
+
+def same_rows(want: tuple[bytes, bytes, int], have: tuple[bytes, bytes, int], key_size: int, value_size: int) -> bool:
+    """Whether two packed (keys, values, count) hash contents hold the same
+    elements, in any order (each side sorted as fixed-size key+value rows)."""
+    if want[2] != have[2]:
+        return False
+    return want[2] == 0 or bool(np.array_equal(_sorted_rows(*want, key_size, value_size),
+                                               _sorted_rows(*have, key_size, value_size)))
+
+
+def _sorted_rows(keys: bytes, values: bytes, count: int, key_size: int, value_size: int) -> np.ndarray:
+    """(key, value) rows ordered by key (keys are unique): by integer for a u32/u64
+    key (1M rows ~0.1 s), else by the key's bytes."""
+    key_rows = np.frombuffer(keys, dtype=np.uint8, count=count * key_size).reshape(count, key_size)
+    value_rows = np.frombuffer(values, dtype=np.uint8, count=count * value_size).reshape(count, value_size)
+    if key_size in _WORD:
+        order = np.argsort(np.frombuffer(keys, dtype=_WORD[key_size], count=count))
+    else:
+        order = np.argsort(np.ascontiguousarray(key_rows).view(f"V{key_size}").ravel())
+    return np.concatenate([key_rows[order], value_rows[order]], axis=1)

@@ -5,7 +5,8 @@ batched pass over the touched /24s; many (more than ``bulk_threshold`` and an
 eighth of the set) through a double-buffered bulk replace (fill the inactive
 slot, flip, empty the old one). A hash map that is full (E2BIG) means the set
 outgrew the maps: ``update`` returns None and the caller grows the program.
-``verify`` reads the active slot back and rewrites it if someone edited it.
+``verify`` reads the active slot back and rewrites it if someone edited it;
+``adopt`` keeps a re-opened program's maps when they already hold the set.
 Only ``XdpKernel`` map operations: no attach, no pins.
 """
 
@@ -13,13 +14,11 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import struct
 from collections.abc import Iterable
 
 from seawall.dataplane.xdp.kernel import Program, XdpKernel
-from seawall.dataplane.xdp.maps import KEY_SIZES, VALUE_SIZES
 from seawall.dataplane.xdp.report import HitReport
-from seawall.dataplane.xdp.tables import BlocklistTables, Compiled, MapKind
+from seawall.dataplane.xdp.tables import BlocklistTables
 from seawall.policy.netset import NetSet
 
 #: A change bigger than ``bulk_threshold`` and than 1/REBUILD_FRACTION of the set is
@@ -48,9 +47,18 @@ class MapSync:
         self.kernel.set_failsafe(program, failsafe)
         self.kernel.set_hit_shift(program, self.hit_shift)
 
-    def rewrite(self, program: Program, tables: BlocklistTables) -> None:
-        """Replace whatever an adopted or re-opened program's maps hold (unknown to us)."""
-        self.kernel.replace(program, tables.compile(), inactive_known_empty=False)
+    def adopt(self, program: Program, tables: BlocklistTables) -> bool:
+        """An adopted or re-opened program's maps (unknown to this process): kept
+        as they are when the active slot already holds the set (a restart: read
+        back, not rebuilt; the inactive slot emptied if anything is left in it),
+        else rewritten. Whether they were kept."""
+        compiled = tables.compile()
+        active = self.kernel.active_slot(program)
+        if self.kernel.holds(program, active, compiled):
+            self.kernel.clear_slot(program, 1 - active)
+            return True
+        self.kernel.replace(program, compiled, inactive_known_empty=False)
+        return False
 
     def update(self, program: Program, tables: BlocklistTables, have: NetSet,
                want: NetSet) -> BlocklistTables | None:
@@ -86,8 +94,7 @@ class MapSync:
     def verify(self, program: Program, tables: BlocklistTables) -> list[str]:
         """Compare the active slot with what it must hold; rewrite it if edited."""
         compiled = tables.compile()
-        actual = self.kernel.read_slot(program, self.kernel.active_slot(program))
-        if actual == expected_entries(compiled):
+        if self.kernel.holds(program, self.kernel.active_slot(program), compiled):
             return []
         self.kernel.replace(program, compiled, inactive_known_empty=True)
         return [DRIFT_REPAIRED]
@@ -118,18 +125,3 @@ class MapSync:
         total = self.kernel.counters(program).dropped
         return HitReport(per_cidr, max(0, total - attributed), total, 1 << self.kernel.hit_shift(program))
 
-
-def expected_entries(compiled: Compiled) -> dict[MapKind, dict[bytes, bytes]]:
-    """What ``read_slot`` must return for a slot holding ``compiled``."""
-    out: dict[MapKind, dict[bytes, bytes]] = {}
-    for kind, values in compiled.arrays.items():
-        size = VALUE_SIZES[kind]
-        out[kind] = {
-            struct.pack("<I", i): values[size * i : size * i + size]
-            for i in range(len(values) // size)
-            if values[size * i : size * i + size] != bytes(size)
-        }
-    for kind, (keys, values, count) in compiled.hashes.items():
-        ks, vs = KEY_SIZES[kind], VALUE_SIZES[kind]
-        out[kind] = {keys[ks * i : ks * i + ks]: values[vs * i : vs * i + vs] for i in range(count)}
-    return out

@@ -35,6 +35,7 @@ BPF_F_LOCK = 4
 
 # --- map_flags at creation (linux/bpf.h)
 BPF_F_NO_PREALLOC = 1 << 0
+BPF_F_MMAPABLE = 1 << 10  # an array the caller can mmap (5.5+)
 
 # --- BPF_PROG_TEST_RUN flags (linux/bpf.h)
 BPF_F_TEST_RUN_ON_CPU = 1 << 0

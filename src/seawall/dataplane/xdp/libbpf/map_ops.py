@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
+import mmap
 from collections.abc import Iterator, Sequence
 from ctypes import byref, c_char_p, c_uint32, c_void_p, sizeof
 
@@ -151,35 +152,52 @@ def map_delete_batch(fd: int, keys: bytes, count: int) -> int:
 
 
 def map_dump(fd: int, key_size: int, value_size: int, *, chunk: int = 4096) -> dict[bytes, bytes]:
-    """Every element of a (non-percpu) map, via BPF_MAP_LOOKUP_BATCH (5.6+;
-    a hash map answers bucket by bucket, ENOSPC means a bucket outgrew
-    ``chunk``) or, where the map type has no batch lookup, key by key."""
-    out: dict[bytes, bytes] = {}
+    """Every element of a (non-percpu) map, as a dict (see ``map_dump_raw``)."""
+    keys, values, count = map_dump_raw(fd, key_size, value_size, chunk=chunk)
+    return {keys[i * key_size:(i + 1) * key_size]: values[i * value_size:(i + 1) * value_size] for i in range(count)}
+
+
+def map_dump_raw(fd: int, key_size: int, value_size: int, *, chunk: int = 4096) -> tuple[bytes, bytes, int]:
+    """Every element of a (non-percpu) map as packed keys, packed values and a
+    count, via BPF_MAP_LOOKUP_BATCH (5.6+; a hash map answers bucket by bucket,
+    ENOSPC means a bucket outgrew ``chunk``) or, where the map type has no batch
+    lookup, key by key. Packed, a million elements cost two buffers, not a million
+    Python objects."""
     limit = map_info(fd).max_entries
     token_size = max(key_size, 8)  # hash maps use a u32 bucket index, arrays a key
     tok_in, tok_out = ctypes.create_string_buffer(token_size), ctypes.create_string_buffer(token_size)
     opts = BpfMapBatchOpts(sz=sizeof(BpfMapBatchOpts))
-    first = True
+    key_parts: list[bytes] = []
+    value_parts: list[bytes] = []
+    total, first = 0, True
     for _ in range(limit + 64):  # every round returns >= 1 element, grows chunk, or ends
         keys, vals = ctypes.create_string_buffer(chunk * key_size), ctypes.create_string_buffer(chunk * value_size)
         n = c_uint32(chunk)
         rc = lib().bpf_map_lookup_batch(fd, None if first else tok_in, tok_out, keys, vals, byref(n), byref(opts))
         if rc < 0 and -rc in _NO_BATCH and first:
-            return {k: v for k in map_keys(fd, key_size) if (v := map_lookup(fd, k, value_size)) is not None}
+            found = [(k, v) for k in map_keys(fd, key_size) if (v := map_lookup(fd, k, value_size)) is not None]
+            return b"".join(k for k, _ in found), b"".join(v for _, v in found), len(found)
         if rc == -_errno.ENOSPC and chunk < limit + 1:
             chunk *= 4
             continue
         if rc < 0 and rc != -_errno.ENOENT:
-            raise error(-rc, "bpf_map_lookup_batch", f"after {len(out)} elements")
+            raise error(-rc, "bpf_map_lookup_batch", f"after {total} elements")
         got = n.value  # written back on success and on the ENOENT end marker
-        kr, vr = keys.raw, vals.raw
-        for i in range(got):
-            out[kr[i * key_size:(i + 1) * key_size]] = vr[i * value_size:(i + 1) * value_size]
+        key_parts.append(keys.raw[:got * key_size])
+        value_parts.append(vals.raw[:got * value_size])
+        total += got
         if rc == -_errno.ENOENT:  # the end (possibly with a last partial batch)
-            return out
+            return b"".join(key_parts), b"".join(value_parts), total
         ctypes.memmove(tok_in, tok_out, token_size)
         first = False
-    raise error(_errno.EIO, "bpf_map_lookup_batch", f"no end after {len(out)} elements")
+        chunk = min(chunk * 2, 1 << 16)  # fewer rounds for a big map
+    raise error(_errno.EIO, "bpf_map_lookup_batch", f"no end after {total} elements")
+
+
+def map_mmap(fd: int, length: int) -> mmap.mmap:
+    """A shared, writable mapping of a BPF_F_MMAPABLE array's values (each
+    element rounded up to 8 bytes): stores land in the map, as packets see it."""
+    return mmap.mmap(fd, length, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
 
 
 def num_possible_cpus() -> int:
