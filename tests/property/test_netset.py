@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import pickle
+from collections.abc import Iterator
 
 from hypothesis import given, settings, strategies as st
 
+from seawall.policy import netset as N
 from seawall.policy.netset import BUCKETS, NetSet, as_netset
 
 V4 = st.builds(lambda a, b, n: f"10.{a}.{b}.0/{n}", st.integers(0, 40), st.integers(0, 40), st.integers(16, 32))
@@ -140,3 +143,61 @@ def test_a_union_of_disjoint_parts_swaps_only_the_changed_parts(
         known = union.delta_from(old_union)
         if known is not None:
             assert known == (frozenset(union) - frozenset(old_union), frozenset(old_union) - frozenset(union))
+
+
+@contextlib.contextmanager
+def _few_buckets() -> Iterator[None]:
+    """Two buckets per family and layers from 4 members on: small sets then take the
+    layered-bucket paths a million-net set takes (hundreds of members per bucket)."""
+    saved = (N.PER_FAMILY, N._MASK, N.BUCKETS, N._LAYER_MIN)
+    N.PER_FAMILY, N._MASK, N.BUCKETS, N._LAYER_MIN = 2, 1, 4, 4
+    try:
+        yield
+    finally:
+        N.PER_FAMILY, N._MASK, N.BUCKETS, N._LAYER_MIN = saved
+
+
+@settings(max_examples=300, deadline=None)
+@given(NETS, st.lists(st.tuples(NETS, NETS), min_size=1, max_size=8), NETS)
+def test_layered_buckets_behave_as_the_frozenset_of_their_members(
+        start: frozenset[str], steps: list[tuple[frozenset[str], frozenset[str]]], other: frozenset[str]) -> None:
+    with _few_buckets():
+        current, model = NetSet(start), frozenset(start)
+        origin = current
+        for added, removed in steps:
+            before, old_model = current, model
+            current = current.with_changes(added, removed)
+            model = (model - removed) | added
+            assert current == model and model == current and len(current) == len(model)
+            assert sorted(current) == sorted(model) and all(t in current for t in model)
+            assert not any(t in current for t in (removed - added))
+            assert current.changes_from(before) == (model - old_model, old_model - model)
+            fresh = NetSet(model)  # plain buckets: equal, same hash, diffs empty both ways
+            assert fresh == current and current == fresh and hash(fresh) == hash(current)
+            assert fresh.changes_from(current) == (frozenset(), frozenset()) == current.changes_from(fresh)
+            assert before == old_model  # never changed in place
+        first = origin  # not its parent: the diff goes by bucket, layer against layer
+        assert current.changes_from(first) == (model - start, start - model)
+        assert first.changes_from(current) == (start - model, model - start)
+        no = NetSet(other)
+        assert current - no == model - other and no - current == other - model
+        assert current | no == model | other and current & no == model & other and no & current == other & model
+        assert NetSet.union([current, no]) == model | other
+        assert current.family(4) == {t for t in model if ":" not in t}
+        assert frozenset().union(*current.buckets()) == model
+        assert pickle.loads(pickle.dumps(current)) == model
+
+
+def test_a_layered_bucket_is_compacted_once_its_edits_reach_a_share_of_its_base() -> None:
+    with _few_buckets():
+        nets = [f"10.0.{i >> 8}.{i & 255}/32" for i in range(400)]
+        current = NetSet(nets)
+        layered = current.with_changes(["192.0.2.1/32"], [nets[0]])
+        assert any(isinstance(b, N._Layered) for b in layered._buckets.values())
+        churned = layered
+        for i in range(1, 200):  # drop half the set a net at a time
+            churned = churned.with_changes(removed=[nets[i]])
+        assert churned == frozenset(nets[200:]) | {"192.0.2.1/32"}
+        for b, bucket in churned._buckets.items():
+            if isinstance(bucket, N._Layered):
+                assert len(bucket.plus) + len(bucket.minus) <= N._edit_limit(len(bucket.base), b)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 from hypothesis import given, settings, strategies as st
 
 from seawall.calc import CalcMemo, Snapshot, compute
@@ -27,6 +29,21 @@ def test_sweep_drops_what_the_round_did_not_use() -> None:
     memo.get("k", (b,), lambda: 2)
     memo.sweep()
     assert [value for _, value in memo.entries()] == [2]
+
+
+def test_what_a_sweep_drops_is_freed_by_release_not_by_the_sweep() -> None:
+    class Value:
+        pass
+
+    memo, a = CalcMemo(), object()
+    value = memo.get("k", (a,), Value)
+    gone = weakref.ref(value)
+    del value
+    memo.sweep()  # used this round: kept
+    memo.sweep()  # not used: forgotten, but still held
+    assert list(memo.entries()) == [] and gone() is not None
+    memo.release()
+    assert gone() is None
 
 
 def test_reusing_an_outer_entry_keeps_its_inner_entries_alive() -> None:

@@ -277,6 +277,7 @@ class Agent:
         self.xdp.submit(desired, force=force)
         self.xdp.wait_idle(XDP_FIRST_WAIT_S if first else XDP_WAIT_S)
         self.raw.submit(desired, force=force)  # on its own thread: XDP changes never wait for iptables/ipset processes
+        self.memo.release()  # the old versions the calculation let go, freed once XDP has the new ones
         self.status = dataclasses.replace(
             self.status, in_sync=self.syncer.in_sync, revision=self.syncer.revision, invalid=invalid_resources(invalid),
             xdp_refresh_interval=config.xdpRefreshInterval,

@@ -14,7 +14,7 @@ parse) is simply not in it: its consumers parse it as before. Pure.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Set as AbstractSet
 
 import numpy as np
 
@@ -41,17 +41,18 @@ def remember_v4(bucket: frozenset[str], packed: np.ndarray) -> None:
     _V4[bucket] = packed
 
 
-def v4_packed(bucket: frozenset[str]) -> np.ndarray | None:
-    """The packed integers of a bucket known from its parse, else None."""
-    return _V4.get(bucket)
+def v4_packed(bucket: AbstractSet[str]) -> np.ndarray | None:
+    """The packed integers of a bucket known from its parse, else None (a layered
+    bucket, made by a change, never is: and hashing it would copy it)."""
+    return _V4.get(bucket) if type(bucket) is frozenset else None
 
 
-def known_v4(buckets: Iterable[frozenset[str]]) -> tuple[np.ndarray, list[frozenset[str]]]:
+def known_v4(buckets: Iterable[AbstractSet[str]]) -> tuple[np.ndarray, list[AbstractSet[str]]]:
     """The packed integers of every bucket known, and the buckets that are not."""
     parts: list[np.ndarray] = []
-    unknown: list[frozenset[str]] = []
+    unknown: list[AbstractSet[str]] = []
     for bucket in buckets:
-        packed = _V4.get(bucket)
+        packed = _V4.get(bucket) if type(bucket) is frozenset else None
         if packed is None:
             unknown.append(bucket)
         else:

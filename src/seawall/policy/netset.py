@@ -41,6 +41,90 @@ _MASK = PER_FAMILY - 1
 _EMPTY: frozenset[str] = frozenset()
 
 
+class _Layered(Set[str]):
+    """A big bucket with a few members added and removed: ``base`` (shared with the
+    version it came from) without ``minus`` (a subset of it), with ``plus`` (disjoint
+    from it). A feed's churn touches every bucket of a million-net set with a handful
+    of changes each; copying the buckets cost one reference-count cache miss per
+    member (~0.1 s per churn), a layer costs the changes. Compacted into a plain
+    ``frozenset`` once the edits reach a share of the base (``_edit_limit``)."""
+
+    __slots__ = ("__weakref__", "_len", "base", "minus", "plus")
+
+    def __init__(self, base: frozenset[str], plus: frozenset[str], minus: frozenset[str]) -> None:
+        self.base, self.plus, self.minus = base, plus, minus
+        self._len = len(base) - len(minus) + len(plus)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __contains__(self, text: object) -> bool:
+        return text in self.plus or (text in self.base and text not in self.minus)
+
+    def __iter__(self) -> Iterator[str]:
+        minus = self.minus
+        yield from (itertools.filterfalse(minus.__contains__, self.base) if minus else self.base)
+        yield from self.plus
+
+    def __hash__(self) -> int:  # as the equal frozenset's (rare: NetSet hashes by bucket)
+        return hash(self.flat())
+
+    @classmethod
+    def _from_iterable(cls, it: Iterable[Any]) -> frozenset[str]:  # type: ignore[override]
+        return frozenset(it)
+
+    def flat(self) -> frozenset[str]:
+        """The members as one plain frozenset (a copy of the base, in C)."""
+        return self.base.difference(self.minus).union(self.plus)
+
+
+Bucket = frozenset[str] | _Layered
+
+
+def _plain(bucket: Bucket) -> frozenset[str]:
+    """A bucket as a frozenset, for set algebra in C (a layer's own would be Python loops)."""
+    return bucket.flat() if isinstance(bucket, _Layered) else bucket
+
+
+def _bucket_diff(mine: Bucket, before: Bucket) -> tuple[frozenset[str], frozenset[str]]:
+    """(in ``mine`` only, in ``before`` only): from the layers alone when both stand on
+    the same base (a churned set against its previous version), else in C."""
+    mine_base = mine.base if isinstance(mine, _Layered) else mine
+    before_base = before.base if isinstance(before, _Layered) else before
+    if mine_base is before_base:
+        mine_plus, mine_minus = (mine.plus, mine.minus) if isinstance(mine, _Layered) else (_EMPTY, _EMPTY)
+        old_plus, old_minus = (before.plus, before.minus) if isinstance(before, _Layered) else (_EMPTY, _EMPTY)
+        return (mine_plus - old_plus) | (old_minus - mine_minus), (old_plus - mine_plus) | (mine_minus - old_minus)
+    mine_set, before_set = _plain(mine), _plain(before)
+    return mine_set - before_set, before_set - mine_set
+_LAYER_MIN = 64  # a smaller bucket is copied: cheap, and no layer to keep
+
+
+def _edit_limit(base_len: int, bucket: int) -> int:
+    """Edits a layered bucket may carry before it is compacted: between a quarter and
+    ~half of its base, staggered by bucket so a run of churns does not compact every
+    bucket of a set in the same change."""
+    return (base_len * (8 + (bucket & 7))) >> 5
+
+
+def _changed(old: Bucket, gained: list[str], lost: list[str], bucket: int) -> Bucket:
+    """``old`` with ``gained`` (not in it) put in and ``lost`` (in it) taken out."""
+    if isinstance(old, _Layered):
+        base, plus, minus = old.base, old.plus, old.minus
+    else:
+        base, plus, minus = old, _EMPTY, _EMPTY
+    if len(base) < _LAYER_MIN:
+        return base.difference(minus, lost).union(plus, gained)
+    back = [t for t in gained if t in base]  # were in ``minus``
+    plus = plus.union(t for t in gained if t not in base).difference(lost) if gained else plus.difference(lost)
+    minus = minus.difference(back).union(t for t in lost if t in base)
+    if not plus and not minus:
+        return base
+    if len(plus) + len(minus) > _edit_limit(len(base), bucket):
+        return base.difference(minus).union(plus)
+    return _Layered(base, plus, minus)
+
+
 def _bucket(text: str) -> int:
     return (text_crc(text) & _MASK) | (PER_FAMILY if ":" in text else 0)
 
@@ -72,7 +156,7 @@ _BULK = 4096  # from this many texts on, group them with numpy
 _GROUP_BULK = 256  # from this many changes on, their CRCs are computed in C loops
 
 
-def _bucketed(texts: Sequence[str] | Set[str]) -> dict[int, frozenset[str]]:
+def _bucketed(texts: Sequence[str] | Set[str]) -> dict[int, Bucket]:
     """``_grouped`` for many texts: CRCs and families in C loops, one stable sort."""
     ordered = list(texts)
     return _bucketed_by_crc(ordered, text_crcs(ordered))
@@ -84,7 +168,7 @@ def _bucket_keys(ordered: list[str], crcs: np.ndarray) -> np.ndarray:
     return (crcs & _MASK) | (v6.astype(np.int64) * PER_FAMILY)
 
 
-def _bucketed_by_crc(ordered: list[str], crcs: np.ndarray, v4: np.ndarray | None = None) -> dict[int, frozenset[str]]:
+def _bucketed_by_crc(ordered: list[str], crcs: np.ndarray, v4: np.ndarray | None = None) -> dict[int, Bucket]:
     """``ordered`` by bucket; ``v4``: the texts' packed integers when every one is canonical
     IPv4 (``bucket_ints``), remembered for each bucket made."""
     if not ordered:
@@ -97,14 +181,14 @@ def _bucketed_by_crc(ordered: list[str], crcs: np.ndarray, v4: np.ndarray | None
     ends = np.concatenate((cuts, [len(keys)])).tolist()
     sorted_texts = list(operator.itemgetter(*order.tolist())(ordered)) if len(ordered) > 1 else list(ordered)
     bucket_ids = keys[starts].tolist()
-    buckets = {b: frozenset(sorted_texts[a:z]) for b, a, z in zip(bucket_ids, starts, ends, strict=True)}
+    plain = {b: frozenset(sorted_texts[a:z]) for b, a, z in zip(bucket_ids, starts, ends, strict=True)}
     if v4 is not None:
         sorted_v4 = v4[order]
         for b, a, z in zip(bucket_ids, starts, ends, strict=True):
-            bucket = buckets[b]
+            bucket = plain[b]
             if len(bucket) == z - a:  # (a text given twice: not remembered)
                 bucket_ints.remember_v4(bucket, sorted_v4[a:z])
-    return buckets
+    return dict(plain)
 
 
 def split_by_crc(texts: Sequence[str], keep: Callable[[np.ndarray], np.ndarray],
@@ -131,7 +215,7 @@ class NetSet(Set[str]):
 
     __slots__ = ("__weakref__", "_buckets", "_cached_hash", "_delta", "_len")
 
-    _buckets: dict[int, frozenset[str]]  # only non-empty buckets
+    _buckets: dict[int, Bucket]  # only non-empty buckets
     _len: int
     _cached_hash: int | None
     #: (the set this one was made from, members added, members removed): a
@@ -150,7 +234,7 @@ class NetSet(Set[str]):
             buckets = {b: frozenset(group) for b, group in _grouped(texts).items()}
         self._init(buckets, sum(map(len, buckets.values())))
 
-    def _init(self, buckets: dict[int, frozenset[str]], length: int) -> None:
+    def _init(self, buckets: dict[int, Bucket], length: int) -> None:
         self._buckets = buckets
         self._len = length
         self._cached_hash = None
@@ -178,7 +262,7 @@ class NetSet(Set[str]):
         return self._delta[1] if self._delta is not None else None
 
     @classmethod
-    def _of_buckets(cls, buckets: dict[int, frozenset[str]], length: int | None = None) -> NetSet:
+    def _of_buckets(cls, buckets: dict[int, Bucket], length: int | None = None) -> NetSet:
         out = cls.__new__(cls)
         out._init(buckets, sum(map(len, buckets.values())) if length is None else length)
         return out
@@ -209,7 +293,7 @@ class NetSet(Set[str]):
             if self._len != other._len or self._buckets.keys() != other._buckets.keys():
                 return False
             theirs = other._buckets
-            return all(mine is theirs[b] or mine == theirs[b] for b, mine in self._buckets.items())
+            return all(mine is theirs[b] or _plain(mine) == _plain(theirs[b]) for b, mine in self._buckets.items())
         if isinstance(other, Set):
             return self._len == len(other) and all(text in self for text in other)
         return NotImplemented
@@ -242,14 +326,14 @@ class NetSet(Set[str]):
             if not isinstance(other, Set):
                 return NotImplemented
             return self.with_changes(removed=(t for t in other if isinstance(t, str)))
-        buckets: dict[int, frozenset[str]] = {}
+        buckets: dict[int, Bucket] = {}
         theirs = other._buckets
         for b, mine in self._buckets.items():
             other_bucket = theirs.get(b)
             if other_bucket is None:
                 buckets[b] = mine
             elif other_bucket is not mine:
-                left = mine - other_bucket
+                left = _plain(mine) - _plain(other_bucket)
                 if left:
                     buckets[b] = mine if len(left) == len(mine) else left
         return NetSet._of_buckets(buckets)
@@ -268,13 +352,13 @@ class NetSet(Set[str]):
     def __and__(self, other: Iterable[Any]) -> NetSet:
         if not isinstance(other, NetSet):
             return NetSet(t for t in other if t in self) if isinstance(other, Set) else NotImplemented
-        buckets: dict[int, frozenset[str]] = {}
+        buckets: dict[int, Bucket] = {}
         small, big = (self, other) if len(self._buckets) <= len(other._buckets) else (other, self)
         for b, mine in small._buckets.items():
             theirs = big._buckets.get(b)
             if theirs is None:
                 continue
-            both = mine if mine is theirs else mine & theirs
+            both = mine if mine is theirs else _plain(mine) & _plain(theirs)
             if both:
                 buckets[b] = both
         return NetSet._of_buckets(buckets)
@@ -297,17 +381,20 @@ class NetSet(Set[str]):
         really_removed: list[str] = []
         for b in plus.keys() | minus.keys():
             old = buckets.get(b, _EMPTY)
-            # The members that really flip, found on the few changed texts; then one C copy of
-            # the bucket (``^``), not a difference and a union: a feed's churn touches every
-            # bucket of a million-net set, and copying them is what such a change costs.
+            # The members that really flip, found on the few changed texts; then the bucket
+            # moved by them: a layer over its old base (see ``_Layered``), not a copy.
             plus_b, minus_b = plus.get(b, ()), minus.get(b, ())
-            gained = set(plus_b).difference(old) if plus_b else set()
-            lost = old.intersection(minus_b).difference(plus_b) if minus_b else _EMPTY
+            gained = [t for t in set(plus_b) if t not in old] if plus_b else []
+            if minus_b:
+                keep = set(plus_b)
+                lost = [t for t in set(minus_b) if t in old and t not in keep]
+            else:
+                lost = []
             if not gained and not lost:
                 continue
             really_added.extend(gained)
             really_removed.extend(lost)
-            new = old.symmetric_difference(gained | lost)
+            new = _changed(old, gained, lost, b)
             length += len(gained) - len(lost)
             if new:
                 buckets[b] = new
@@ -333,8 +420,9 @@ class NetSet(Set[str]):
             if before is None:
                 added.extend(mine)
             else:
-                added.extend(mine - before)
-                removed.extend(before - mine)
+                plus, minus = _bucket_diff(mine, before)
+                added.extend(plus)
+                removed.extend(minus)
         for b, before in theirs.items():
             if b not in self._buckets:
                 removed.extend(before)
@@ -392,6 +480,14 @@ class NetSet(Set[str]):
         if deltas is None:
             return None
         plus, minus = deltas
+        changed = [i for i, (new, old) in enumerate(zip(parts, old_parts, strict=True)) if new is not old]
+        others = [p for i, p in enumerate(parts) if i not in changed and p._len]
+        if len(changed) == 1 and sum(p._len for p in others) <= len(plus[0]) + len(minus[0]):
+            # One part changed and the rest are small (a feed's churn in a big set beside the
+            # seed's few nets): a net it gained or lost flips in the union unless another part
+            # holds it, found by two C differences, not two membership tests per net.
+            held = frozenset().union(*others)
+            return weakref.ref(old_union), plus[0] - held, minus[0] - held
         added = frozenset(t for d in plus for t in d if t not in old_union)
         removed = frozenset(t for d in minus for t in d if t not in union)
         return weakref.ref(old_union), added, removed
@@ -402,7 +498,7 @@ class NetSet(Set[str]):
         reuse = len(old_parts) == len(parts)
         largest = max(live, key=lambda p: len(p._buckets))
         buckets = dict(largest._buckets)  # shared as is where no other part has the bucket
-        several: dict[int, list[frozenset[str]]] = {}
+        several: dict[int, list[Bucket]] = {}
         for p in live:
             if p is largest:
                 continue
@@ -418,7 +514,7 @@ class NetSet(Set[str]):
                 if hit is not None:
                     buckets[b] = hit
                     continue
-            buckets[b] = frozenset().union(*found)
+            buckets[b] = frozenset().union(*map(_plain, found))
         return NetSet._of_buckets(buckets)
 
     def family(self, version: int) -> NetSet:
@@ -438,7 +534,7 @@ class NetSet(Set[str]):
             raise ValueError(f"IP version must be 4 or 6, not {version!r}")
         return any((b >= PER_FAMILY) == (version == 6) for b in self._buckets)
 
-    def buckets(self) -> Iterable[frozenset[str]]:
+    def buckets(self) -> Iterable[Bucket]:
         """The non-empty buckets (immutable; shared between versions): for
         consumers that cache work per bucket by identity."""
         return self._buckets.values()

@@ -57,7 +57,7 @@ import ipaddress
 import logging
 import re
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set as AbstractSet
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
@@ -312,7 +312,7 @@ def _members_and_skipped(cidrs: Iterable[str], family: int) -> tuple[frozenset[s
 
 
 # bucket id -> the bucket: buckets of UntrackedState sets already seen to hold plain canonical text
-_CLEAN_BUCKETS: dict[int, frozenset[str]] = {}
+_CLEAN_BUCKETS: dict[int, AbstractSet[str]] = {}
 _CLEAN_BUCKETS_MAX = 64 * 1024
 
 
