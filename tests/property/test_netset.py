@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import pickle
 from collections.abc import Iterator
 
+import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from seawall.policy import netset as N
+from seawall.api.members import text_crcs
+from seawall.policy import bucket_ints, netset as N
+from seawall.policy.bucket_ints import PackedV4
 from seawall.policy.netset import BUCKETS, NetSet, as_netset
 
 V4 = st.builds(lambda a, b, n: f"10.{a}.{b}.0/{n}", st.integers(0, 40), st.integers(0, 40), st.integers(16, 32))
@@ -157,12 +161,52 @@ def _few_buckets() -> Iterator[None]:
         N.PER_FAMILY, N._MASK, N.BUCKETS, N._LAYER_MIN = saved
 
 
+def _canonical(texts: frozenset[str]) -> frozenset[str]:
+    return frozenset(str(ipaddress.ip_network(t, strict=False)) for t in texts)
+
+
+def _with_packed(texts: frozenset[str]) -> NetSet:
+    """``texts`` as a bulk parse makes them: IPv4 buckets of ``_LAYER_MIN`` members on are
+    ``PackedV4`` (integers only), the others frozensets."""
+    v4 = [t for t in texts if ":" not in t]
+    buckets = dict(NetSet([t for t in texts if ":" in t])._buckets)
+    if v4:
+        ints = np.array([bucket_ints.key_of(t) for t in v4], np.int64)
+        buckets.update(N._bucketed_by_crc(v4, text_crcs(v4), ints))
+    return NetSet._of_buckets(buckets)
+
+
+BIG = st.builds(frozenset.union, st.frozensets(V4, min_size=8, max_size=60), st.frozensets(V6, max_size=10))
+
+
 @settings(max_examples=300, deadline=None)
-@given(NETS, st.lists(st.tuples(NETS, NETS), min_size=1, max_size=8), NETS)
-def test_layered_buckets_behave_as_the_frozenset_of_their_members(
-        start: frozenset[str], steps: list[tuple[frozenset[str], frozenset[str]]], other: frozenset[str]) -> None:
+@given(BIG, BIG, NETS)
+def test_packed_buckets_behave_as_the_frozenset_of_their_members(a: frozenset[str], b: frozenset[str],
+                                                                  c: frozenset[str]) -> None:
+    a, b, c = _canonical(a), _canonical(b), _canonical(c)
     with _few_buckets():
-        current, model = NetSet(start), frozenset(start)
+        na, nb = _with_packed(a), _with_packed(b)
+        assert all(isinstance(x, PackedV4) for x in na.buckets() if len(x) >= N._LAYER_MIN and ":" not in next(iter(x)))
+        assert na == a and a == na and NetSet(a) == na and na == NetSet(a) and hash(na) == hash(NetSet(a))
+        assert sorted(na) == sorted(a) and all(x in na for x in a) and not any(x in na for x in b - a)
+        assert "010.0.0.0/8" not in na and 5 not in na
+        assert na - nb == a - b and na | nb == a | b and na & nb == a & b and nb - na == b - a
+        assert NetSet.union([na, nb]) == a | b and (na == nb) == (a == b)
+        assert na.changes_from(nb) == (a - b, b - a) and NetSet(b).changes_from(na) == (b - a, a - b)
+        assert na.with_changes(c, b) == (a - b) | c and na.with_changes(b, c) == (a - c) | b
+        assert pickle.loads(pickle.dumps(na)) == a
+
+
+@settings(max_examples=300, deadline=None)
+@given(NETS, st.lists(st.tuples(NETS, NETS), min_size=1, max_size=8), NETS, st.booleans())
+def test_layered_buckets_behave_as_the_frozenset_of_their_members(
+        start: frozenset[str], steps: list[tuple[frozenset[str], frozenset[str]]], other: frozenset[str],
+        packed: bool) -> None:
+    if packed:  # layers over packed bases (a bulk-parsed set churned): members canonical
+        start, other = _canonical(start), _canonical(other)
+        steps = [(_canonical(a), _canonical(r)) for a, r in steps]
+    with _few_buckets():
+        current, model = (_with_packed(start) if packed else NetSet(start)), frozenset(start)
         origin = current
         for added, removed in steps:
             before, old_model = current, model

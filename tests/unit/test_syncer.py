@@ -40,13 +40,14 @@ class FakeStore(Datastore):
     def get(self, kind: str, name: str) -> KeyValue:  # pragma: no cover - unused
         raise NotImplementedError
 
-    def list(self, kind: str | None = None) -> ListResult:
+    def list(self, kind: str | None = None, *, keep: Any = None) -> ListResult:
         with self.lock:
             self.list_calls.append(time.monotonic())
             if self.fail is not None:
                 raise self.fail
             return ListResult(
-                [KeyValue(k, n, v, 1, self.revision) for (k, n), v in sorted(self.items.items())], self.revision
+                [KeyValue(k, n, v if keep is None else keep(k, v), 1, self.revision)
+                 for (k, n), v in sorted(self.items.items())], self.revision
             )
 
     def commit(self, ops: Sequence[Any]) -> list[KeyValue]:  # pragma: no cover - unused

@@ -31,7 +31,7 @@ import random
 import threading
 from typing import Any
 
-from seawall.api.members import CHUNK_KIND
+from seawall.api.members import CHUNK_KIND, compact_chunk
 from seawall.datastore import Datastore, DatastoreError, EventType, RevisionCompacted, WatchEvent
 
 log = logging.getLogger("seawall.syncer")
@@ -126,16 +126,19 @@ class Syncer:
             self.resyncs += 1
 
     def _list_and_watch(self) -> None:
-        listing = self.store.list()
+        listing = self.store.list(keep=_kept)  # chunks compacted as they are read
+        items = {(kv.kind, kv.name): kv.value for kv in listing.items if kv.kind in KINDS}
+        revision = listing.revision
+        del listing
         with self._lock:
-            self._items = {(kv.kind, kv.name): kv.value for kv in listing.items if kv.kind in KINDS}
-            self.revision = listing.revision
+            self._items = items
+            self.revision = revision
         self.listed = True
         self.failures = 0
         self.last_error = None
         self.changed.set()
         staged: list[WatchEvent] = []  # the events of a revision not yet complete
-        for event in self.store.watch(listing.revision + 1, kinds=KINDS, stop=self.stop, prev=False):
+        for event in self.store.watch(revision + 1, kinds=KINDS, stop=self.stop, prev=False):
             staged.append(event)
             if not event.complete:
                 continue
@@ -144,7 +147,12 @@ class Syncer:
                     if e.type is EventType.DELETE:
                         self._items.pop((e.kind, e.name), None)
                     else:
-                        self._items[(e.kind, e.name)] = e.value or {}
+                        self._items[(e.kind, e.name)] = _kept(e.kind, e.value or {})
                 self.revision = event.revision
             staged.clear()
             self.changed.set()
+
+
+def _kept(kind: str, value: dict[str, Any]) -> dict[str, Any]:
+    """A value as the syncer keeps it: a member chunk's nets joined (``compact_chunk``)."""
+    return compact_chunk(value) if kind == CHUNK_KIND else value

@@ -24,7 +24,7 @@ must not import the datastore). Pure.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -70,11 +70,11 @@ class MembersHead:
         return {*self.chunk_names(set_name).values(), *self.overlay_names(set_name).values()}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class ChunkDoc:
     set: str
     index: int
-    nets: tuple[Any, ...]  # as stored (validated later, member by member); an overlay's: added
+    nets: Sequence[Any]  # as stored (validated later, member by member); an overlay's: added
     overlay: bool = False
     removed: tuple[Any, ...] = ()  # an overlay's nets removed from the base
 
@@ -151,6 +151,57 @@ def without_manifest(value: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in value.items() if k != MEMBERS_KEY}
 
 
+class JoinedTexts(Sequence[str]):
+    """A stored chunk's nets held as one newline-joined text: the agent keeps every
+    stored chunk (to diff its next version), and a million nets as a million string
+    objects cost ~70 MiB, as one text per chunk ~13 MiB. Splitting it back is one C
+    call (``texts``), made when the chunk is parsed."""
+
+    __slots__ = ("_len", "_text")
+
+    def __init__(self, texts: list[str]) -> None:
+        self._text = "\n".join(texts)
+        self._len = len(texts)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def texts(self) -> list[str]:
+        return self._text.split("\n") if self._len else []
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.texts())
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.texts()[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, JoinedTexts):
+            return self._len == other._len and self._text == other._text
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"JoinedTexts({self._len} texts)"
+
+
+JOIN_MIN = 16  # fewer nets are kept as they came
+
+
+def compact_chunk(value: Any) -> Any:
+    """A stored chunk document as a reader keeps it: its ``nets`` one ``JoinedTexts``
+    when they are many texts with no newline (anything else is kept as it came and
+    judged by ``parse_chunk``)."""
+    if not isinstance(value, dict):
+        return value
+    nets = value.get("nets")
+    if (not isinstance(nets, list) or len(nets) < JOIN_MIN or set(map(type, nets)) != {str}
+            or any("\n" in n for n in nets)):
+        return value
+    return {**value, "nets": JoinedTexts(nets)}
+
+
 def parse_chunk(value: Mapping[str, Any]) -> ChunkDoc:
     if value.get("kind") != CHUNK_KIND or value.get("apiVersion") != CHUNK_API_VERSION:
         raise MembersFormatError(f"not a {CHUNK_API_VERSION} {CHUNK_KIND} document")
@@ -159,7 +210,7 @@ def parse_chunk(value: Mapping[str, Any]) -> ChunkDoc:
         raise MembersFormatError(f"set: {set_name!r} is not a set name")
     if not isinstance(index, int) or isinstance(index, bool) or index < 0:
         raise MembersFormatError(f"index: {index!r} is not a bucket index")
-    if not isinstance(nets, list):
+    if not isinstance(nets, (list, JoinedTexts)):
         raise MembersFormatError(f"nets: must be a list, not {type(nets).__name__}")
     overlay = value.get("overlay", False)
     if overlay is not False and overlay is not True:
@@ -167,4 +218,4 @@ def parse_chunk(value: Mapping[str, Any]) -> ChunkDoc:
     removed = value.get("removed", [])
     if not isinstance(removed, list) or (removed and not overlay):
         raise MembersFormatError("removed: must be a list, and only in an overlay chunk")
-    return ChunkDoc(set_name, index, tuple(nets), overlay, tuple(removed))
+    return ChunkDoc(set_name, index, nets, overlay, tuple(removed))  # the stored list itself: read, never changed

@@ -25,7 +25,7 @@ import numpy as np
 
 from seawall.api.cidr import parse_cidr
 from seawall.api.cidr_bulk import canonical_texts, v4_rows
-from seawall.api.members import ChunkDoc, MembersHead, text_crcs
+from seawall.api.members import ChunkDoc, JoinedTexts, MembersHead, text_crcs
 from seawall.policy import bucket_ints
 from seawall.policy.netset import NetSet, split_by_crc
 
@@ -66,18 +66,26 @@ def canonical_split(values: frozenset[object]) -> tuple[frozenset[str], frozense
 class ChunkMembers:
     """One chunk's nets: as stored, canonical (a ``NetSet``: whole buckets of the
     set's own ``NetSet``, since a chunk is a bucket of the same CRC-32), and the
-    stored values that are no CIDR."""
+    stored values that are no CIDR. ``values``: the stored (hashable) values, the very
+    list of the stored document (no copy: a set of them kept for the next diff cost
+    ~32 MiB per million nets; it is made when a diff needs it); ``exact``: they are
+    exactly the canonical members (the usual chunk)."""
 
     set: str
     index: int
-    raw: frozenset[object]
+    values: Sequence[object]
+    exact: bool
     canonical: NetSet
     bad: frozenset[object]
 
     @property
+    def stored(self) -> frozenset[object]:
+        return frozenset(self.values)
+
+    @property
     def one_to_one(self) -> bool:
         """Every good stored value has its own canonical form (so a difference is exact)."""
-        return len(self.raw) - len(self.bad) == len(self.canonical)
+        return self.exact or len(self.stored) - len(self.bad) == len(self.canonical)
 
 
 def _own_buckets(canonical: Iterable[str], index: int, buckets: int,
@@ -113,18 +121,23 @@ def _stray_values(strays: frozenset[str], raw: Iterable[object]) -> frozenset[ob
 def chunk_members(doc: ChunkDoc, previous: ChunkMembers | None, buckets: int) -> ChunkMembers:
     """Parse a chunk of a set of ``buckets`` buckets; with the previous chunk of the
     same bucket, parse only what differs. Members of another bucket count as bad."""
-    if set(map(type, doc.nets)) <= {str}:  # the usual case, checked in a C loop
-        hashable: Sequence[object] = doc.nets
+    nets = doc.nets.texts() if isinstance(doc.nets, JoinedTexts) else doc.nets  # (a joined chunk: texts for now)
+    if isinstance(doc.nets, JoinedTexts) or set(map(type, nets)) <= {str}:  # the usual case, checked in a C loop
+        hashable: Sequence[object] = nets
     else:
-        hashable = [n for n in doc.nets if isinstance(n, (str, int, float, bool, type(None)))]
-    unhashable = len(hashable) != len(doc.nets)
+        hashable = [n for n in nets if isinstance(n, (str, int, float, bool, type(None)))]
+    unhashable = len(hashable) != len(nets)
     raw = frozenset(hashable)
     if previous is not None and previous.one_to_one and not unhashable:
-        removed, _ = canonical_split(previous.raw - raw - previous.bad)
-        added, added_bad = canonical_split(raw - previous.raw)
+        before = previous.stored
+        came = raw - before
+        removed, _ = canonical_split(before - raw - previous.bad)
+        added, added_bad = canonical_split(came)
         own, strays = _own_buckets(added, doc.index, buckets)
         canonical = previous.canonical.with_changes(own, removed)
-        bad = (previous.bad & raw) | added_bad | _stray_values(strays, raw - previous.raw)
+        bad = (previous.bad & raw) | added_bad | _stray_values(strays, came)
+        exact = not bad and (own == added == came if previous.exact
+                             else len(canonical) == len(raw) and canonical == raw)
     else:
         plain = _all_canonical_v4(raw)
         if plain is not None:  # parsed once: the integers stay with the buckets (``bucket_ints``)
@@ -135,11 +148,18 @@ def chunk_members(doc: ChunkDoc, previous: ChunkMembers | None, buckets: int) ->
             canonical, strays = _own_buckets(good, doc.index, buckets)
         bad = bad | _stray_values(strays, raw)
         if unhashable:
-            bad = bad | {repr(n) for n in doc.nets if not isinstance(n, (str, int, float, bool, type(None)))}
-    return ChunkMembers(doc.set, doc.index, raw, canonical, bad)
+            bad = bad | {repr(n) for n in nets if not isinstance(n, (str, int, float, bool, type(None)))}
+        exact = not bad and len(canonical) == len(raw) and (plain is not None or canonical == raw)
+    kept = doc.nets if isinstance(doc.nets, JoinedTexts) else hashable  # the compact form when there is one
+    return ChunkMembers(doc.set, doc.index, kept, exact, canonical, bad)
 
 
 _NO_CHANGES: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
+
+
+def _overlaid(chunk: ChunkMembers, canonical: NetSet) -> ChunkMembers:
+    """``chunk`` with the overlay's members: no stored chunk any more (it claims no stored values)."""
+    return dataclasses.replace(chunk, values=(), exact=False, canonical=canonical)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -248,16 +268,18 @@ def overlaid(base: ChunkMembers | None, index: int, overlay: OverlayMembers | No
         if not candidates:
             return last[2]
         in_base = base.canonical if base is not None else NetSet.EMPTY
-        now_in = [n for n in candidates if n in added or (n in in_base and n not in removed)]
-        now_out = [n for n in candidates if n not in added and (n not in in_base or n in removed)]
+        now_in: list[str] = []
+        now_out: list[str] = []
+        for n in candidates:  # one membership test each (a packed base parses the text for it)
+            (now_in if n in added or (n not in removed and n in in_base) else now_out).append(n)
         moved = last[2].canonical.with_changes(now_in, now_out)
-        return last[2] if moved is last[2].canonical else dataclasses.replace(last[2], canonical=moved)
+        return last[2] if moved is last[2].canonical else _overlaid(last[2], moved)
     if not added and not removed:
         return base
     if base is None:
         owner = overlay.set if overlay is not None else ""
-        return ChunkMembers(owner, index, frozenset(), NetSet.EMPTY.with_changes(added), frozenset())
-    return dataclasses.replace(base, canonical=base.canonical.with_changes(added, removed - added))
+        return ChunkMembers(owner, index, (), False, NetSet.EMPTY.with_changes(added), frozenset())
+    return _overlaid(base, base.canonical.with_changes(added, removed - added))
 
 
 @dataclass(frozen=True, slots=True, eq=False)

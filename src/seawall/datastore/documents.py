@@ -39,6 +39,7 @@ from seawall.datastore.interface import (
     Datastore,
     DatastoreError,
     Delete,
+    Keep,
     KeyValue,
     ListResult,
     NotFound,
@@ -92,7 +93,14 @@ class Documents(Datastore):
             return KeyValue(kv.kind, kv.name, layout.plain_document(kv.value, ()), kv.create_revision, kv.mod_revision)
         return kv
 
-    def list(self, kind: str | None = None) -> ListResult:
+    def list(self, kind: str | None = None, *, keep: Keep | None = None) -> ListResult:
+        listing = self._list(kind)
+        if keep is None:
+            return listing
+        return ListResult([KeyValue(kv.kind, kv.name, keep(kv.kind, kv.value), kv.create_revision, kv.mod_revision)
+                           for kv in listing.items], listing.revision)
+
+    def _list(self, kind: str | None) -> ListResult:
         for _ in range(_READ_ATTEMPTS):
             listing = self.store.list(kind)
             if kind not in (None, GNS):

@@ -25,7 +25,7 @@ import abc
 import builtins
 import enum
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -108,6 +108,9 @@ class Delete:
 Op: TypeAlias = Create | Update | Delete
 
 
+Keep: TypeAlias = Callable[[str, Any], Any]  # see Datastore.list
+
+
 class Datastore(abc.ABC):
     """etcd v3-shaped resource store. Implementations must be safe to use from
     several threads and several processes at once."""
@@ -117,9 +120,14 @@ class Datastore(abc.ABC):
         """Return the resource or raise NotFound."""
 
     @abc.abstractmethod
-    def list(self, kind: str | None = None) -> ListResult:
+    def list(self, kind: str | None = None, *, keep: Keep | None = None) -> ListResult:
         """All resources (of one kind, or all kinds), sorted by (kind, name),
-        as one consistent snapshot with the revision it reflects."""
+        as one consistent snapshot with the revision it reflects.
+
+        ``keep(kind, value)``, when given, replaces each value as soon as it is
+        decoded, before the next is read: a reader that holds values in a compact
+        form (the agent's member chunks) never holds them all decoded at once,
+        whose short-lived strings would otherwise pin the allocator's arenas."""
 
     @abc.abstractmethod
     def commit(self, ops: Sequence[Op]) -> builtins.list[KeyValue]:

@@ -54,6 +54,7 @@ from seawall.datastore.interface import (
     DatastoreUnavailable,
     Delete,
     EventType,
+    Keep,
     KeyValue,
     ListResult,
     NotFound,
@@ -446,10 +447,10 @@ class SqliteDatastore(Datastore):
                 (kind, name),
             ).fetchone()
 
-    def list(self, kind: str | None = None) -> ListResult:
-        return self._read(lambda: self._list(kind), ListResult(items=[], revision=0))
+    def list(self, kind: str | None = None, *, keep: Keep | None = None) -> ListResult:
+        return self._read(lambda: self._list(kind, keep), ListResult(items=[], revision=0))
 
-    def _list(self, kind: str | None) -> ListResult:
+    def _list(self, kind: str | None, keep: Keep | None) -> ListResult:
         with self._connection() as conn:
             conn.execute("BEGIN")  # one read transaction = one WAL snapshot
             try:
@@ -465,7 +466,10 @@ class SqliteDatastore(Datastore):
                         " WHERE kind=? ORDER BY kind, name",
                         (kind,),
                     )
-                items = [KeyValue(k, n, json.loads(v), c, m) for k, n, c, m, v in cursor]
+                if keep is None:
+                    items = [KeyValue(k, n, json.loads(v), c, m) for k, n, c, m, v in cursor]
+                else:
+                    items = [KeyValue(k, n, keep(k, json.loads(v)), c, m) for k, n, c, m, v in cursor]
             finally:
                 conn.execute("COMMIT")
         return ListResult(items=items, revision=revision)

@@ -32,8 +32,10 @@ from typing import Any
 
 import numpy as np
 
+from seawall.api.cidr_bulk import v4_rows
 from seawall.api.members import text_crc, text_crcs
 from seawall.policy import bucket_ints
+from seawall.policy.bucket_ints import PackedV4
 
 PER_FAMILY = 4096  # = the most buckets a stored set has: a chunk is always whole buckets
 BUCKETS = 2 * PER_FAMILY
@@ -51,7 +53,7 @@ class _Layered(Set[str]):
 
     __slots__ = ("__weakref__", "_len", "base", "minus", "plus")
 
-    def __init__(self, base: frozenset[str], plus: frozenset[str], minus: frozenset[str]) -> None:
+    def __init__(self, base: frozenset[str] | PackedV4, plus: frozenset[str], minus: frozenset[str]) -> None:
         self.base, self.plus, self.minus = base, plus, minus
         self._len = len(base) - len(minus) + len(plus)
 
@@ -75,15 +77,38 @@ class _Layered(Set[str]):
 
     def flat(self) -> frozenset[str]:
         """The members as one plain frozenset (a copy of the base, in C)."""
-        return self.base.difference(self.minus).union(self.plus)
+        base = self.base.flat() if isinstance(self.base, PackedV4) else self.base
+        return base.difference(self.minus).union(self.plus)
 
 
-Bucket = frozenset[str] | _Layered
+Bucket = frozenset[str] | _Layered | PackedV4
 
 
 def _plain(bucket: Bucket) -> frozenset[str]:
     """A bucket as a frozenset, for set algebra in C (a layer's own would be Python loops)."""
-    return bucket.flat() if isinstance(bucket, _Layered) else bucket
+    return bucket if type(bucket) is frozenset else bucket.flat()  # type: ignore[union-attr]
+
+
+def _bucket_eq(one: Bucket, other: Bucket) -> bool:
+    if isinstance(one, PackedV4) and isinstance(other, PackedV4):
+        return one == other  # on the integers
+    return _plain(one) == _plain(other)
+
+
+def _packed_or_plain(ints: np.ndarray) -> Bucket:
+    """Sorted unique packed IPv4 nets as a bucket: packed from ``_LAYER_MIN`` members on."""
+    return PackedV4(ints) if len(ints) >= _LAYER_MIN else frozenset(bucket_ints.texts_of(ints))
+
+
+def _compacted(base: frozenset[str] | PackedV4, plus: frozenset[str], minus: frozenset[str]) -> Bucket:
+    """``(base - minus) | plus`` as one bucket; packed again when the base was."""
+    if isinstance(base, PackedV4):
+        plus_keys, minus_keys = bucket_ints.keys_of(plus), bucket_ints.keys_of(minus)
+        if plus_keys is not None and minus_keys is not None:
+            kept = np.setdiff1d(base.ints, minus_keys, assume_unique=True)
+            return _packed_or_plain(np.union1d(kept, plus_keys))
+        base = base.flat()
+    return base.difference(minus).union(plus)
 
 
 def _bucket_diff(mine: Bucket, before: Bucket) -> tuple[frozenset[str], frozenset[str]]:
@@ -95,6 +120,8 @@ def _bucket_diff(mine: Bucket, before: Bucket) -> tuple[frozenset[str], frozense
         mine_plus, mine_minus = (mine.plus, mine.minus) if isinstance(mine, _Layered) else (_EMPTY, _EMPTY)
         old_plus, old_minus = (before.plus, before.minus) if isinstance(before, _Layered) else (_EMPTY, _EMPTY)
         return (mine_plus - old_plus) | (old_minus - mine_minus), (old_plus - mine_plus) | (mine_minus - old_minus)
+    if isinstance(mine, PackedV4) and isinstance(before, PackedV4):  # on the integers: texts for the changes only
+        return frozenset(mine.difference_keys(before)), frozenset(before.difference_keys(mine))
     mine_set, before_set = _plain(mine), _plain(before)
     return mine_set - before_set, before_set - mine_set
 _LAYER_MIN = 64  # a smaller bucket is copied: cheap, and no layer to keep
@@ -107,22 +134,75 @@ def _edit_limit(base_len: int, bucket: int) -> int:
     return (base_len * (8 + (bucket & 7))) >> 5
 
 
-def _changed(old: Bucket, gained: list[str], lost: list[str], bucket: int) -> Bucket:
-    """``old`` with ``gained`` (not in it) put in and ``lost`` (in it) taken out."""
+def _changed(old: Bucket, gained: list[str], lost: list[str], bucket: int, in_base: frozenset[str]) -> Bucket:
+    """``old`` with ``gained`` (not in it) put in and ``lost`` (in it) taken out;
+    ``in_base``: which of them the old bucket's base holds."""
     if isinstance(old, _Layered):
         base, plus, minus = old.base, old.plus, old.minus
     else:
         base, plus, minus = old, _EMPTY, _EMPTY
     if len(base) < _LAYER_MIN:
-        return base.difference(minus, lost).union(plus, gained)
-    back = [t for t in gained if t in base]  # were in ``minus``
-    plus = plus.union(t for t in gained if t not in base).difference(lost) if gained else plus.difference(lost)
-    minus = minus.difference(back).union(t for t in lost if t in base)
+        return _plain(base).difference(minus, lost).union(plus, gained)
+    back = in_base.intersection(gained)  # were in ``minus``
+    plus = plus.union(t for t in gained if t not in in_base).difference(lost) if gained else plus.difference(lost)
+    minus = minus.difference(back).union(in_base.intersection(lost))
     if not plus and not minus:
         return base
     if len(plus) + len(minus) > _edit_limit(len(base), bucket):
-        return base.difference(minus).union(plus)
+        return _compacted(base, plus, minus)
     return _Layered(base, plus, minus)
+
+
+def _base_of(bucket: Bucket) -> frozenset[str] | PackedV4:
+    return bucket.base if isinstance(bucket, _Layered) else bucket
+
+
+def _base_members(bucket: Bucket, texts: Iterable[str], keys: dict[str, int | None]) -> frozenset[str]:
+    """Which of ``texts`` the base of ``bucket`` holds (the bucket itself when not layered);
+    ``keys``: their packed integers, for a packed base (worked out for all buckets at once)."""
+    base = _base_of(bucket)
+    if type(base) is frozenset:
+        return base.intersection(texts)
+    has = base.has_key  # type: ignore[union-attr]
+    return frozenset(t for t in texts if (k := keys[t]) is not None and has(k))
+
+
+def unparsed_members(bucket: Bucket) -> Set[str]:
+    """The members of ``bucket`` not known to be canonical IPv4 from the parse that made
+    them: none of a packed bucket's, of a layer over one only what the layer added."""
+    if bucket_ints.v4_packed(bucket) is not None:
+        return _EMPTY
+    if isinstance(bucket, _Layered) and bucket_ints.v4_packed(bucket.base) is not None:
+        return bucket.plus
+    return bucket
+
+
+def v4_keys_and_rest(members: Iterable[str]) -> tuple[np.ndarray, list[str]]:
+    """The canonical IPv4 members as packed integers (``bucket_ints``) and the others as
+    texts: a packed bucket costs its integers, not a text per member. A member lands on
+    the same side whatever bucket or representation holds it."""
+    parts: list[np.ndarray] = []
+    texts: list[str] = []
+    removed: list[str] = []  # the layers' minus: members of packed bases, taken out at the end
+    for bucket in (members.buckets() if isinstance(members, NetSet) else (members,)):
+        packed = bucket_ints.v4_packed(bucket)  # type: ignore[arg-type]
+        if packed is not None:
+            parts.append(packed)
+        elif isinstance(bucket, _Layered) and (packed := bucket_ints.v4_packed(bucket.base)) is not None:
+            parts.append(packed)
+            removed.extend(bucket.minus)
+            texts.extend(bucket.plus)
+        else:
+            texts.extend(bucket)
+    if texts:
+        ok, networks, lengths = v4_rows(texts)
+        parts.append(bucket_ints.pack(networks[ok], lengths[ok]))
+        texts = list(itertools.compress(texts, (~ok).tolist()))
+    keys = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    if removed:  # canonical (each in a packed base); the buckets' keys are disjoint
+        _, networks, lengths = v4_rows(removed)
+        keys = keys[~np.isin(keys, bucket_ints.pack(networks, lengths), assume_unique=True)]
+    return keys, texts
 
 
 def _bucket(text: str) -> int:
@@ -181,14 +261,20 @@ def _bucketed_by_crc(ordered: list[str], crcs: np.ndarray, v4: np.ndarray | None
     ends = np.concatenate((cuts, [len(keys)])).tolist()
     sorted_texts = list(operator.itemgetter(*order.tolist())(ordered)) if len(ordered) > 1 else list(ordered)
     bucket_ids = keys[starts].tolist()
-    plain = {b: frozenset(sorted_texts[a:z]) for b, a, z in zip(bucket_ids, starts, ends, strict=True)}
-    if v4 is not None:
-        sorted_v4 = v4[order]
-        for b, a, z in zip(bucket_ids, starts, ends, strict=True):
-            bucket = plain[b]
-            if len(bucket) == z - a:  # (a text given twice: not remembered)
-                bucket_ints.remember_v4(bucket, sorted_v4[a:z])
-    return dict(plain)
+    if v4 is None:
+        return {b: frozenset(sorted_texts[a:z]) for b, a, z in zip(bucket_ids, starts, ends, strict=True)}
+    # canonical IPv4 with its integers: a big bucket is packed (no text kept), a small one
+    # a frozenset whose integers are remembered
+    sorted_v4 = v4[order]
+    plain: dict[int, Bucket] = {}
+    for b, a, z in zip(bucket_ids, starts, ends, strict=True):
+        if z - a >= _LAYER_MIN:
+            plain[b] = _packed_or_plain(np.unique(sorted_v4[a:z]))
+            continue
+        bucket = plain[b] = frozenset(sorted_texts[a:z])
+        if len(bucket) == z - a:  # (a text given twice: not remembered)
+            bucket_ints.remember_v4(bucket, sorted_v4[a:z])
+    return plain
 
 
 def split_by_crc(texts: Sequence[str], keep: Callable[[np.ndarray], np.ndarray],
@@ -293,7 +379,7 @@ class NetSet(Set[str]):
             if self._len != other._len or self._buckets.keys() != other._buckets.keys():
                 return False
             theirs = other._buckets
-            return all(mine is theirs[b] or _plain(mine) == _plain(theirs[b]) for b, mine in self._buckets.items())
+            return all(mine is theirs[b] or _bucket_eq(mine, theirs[b]) for b, mine in self._buckets.items())
         if isinstance(other, Set):
             return self._len == len(other) and all(text in self for text in other)
         return NotImplemented
@@ -304,15 +390,16 @@ class NetSet(Set[str]):
         return self._cached_hash
 
     def _hash_members(self) -> int:
-        # by bucket: each bucket's frozenset caches its own hash, so a new version
-        # costs its changed buckets. (Not frozenset's hash: never mix the two as keys.)
+        # by bucket and bucket size only: the same for every representation of a bucket
+        # (packed, layered, plain), and no member hashed. Weak on purpose: nothing on a
+        # hot path keys by a NetSet (caches go by identity). Never mix with frozensets as keys.
         h = self._len
         for b, bucket in self._buckets.items():
-            h ^= hash((b, bucket))
+            h ^= hash((b, len(bucket)))
         return h
 
     def __repr__(self) -> str:
-        shown = sorted(self)[:4]
+        shown = sorted(itertools.islice(self, 4))
         more = f", … {self._len - len(shown)} more" if self._len > len(shown) else ""
         return f"NetSet({', '.join(shown)}{more})"
 
@@ -379,22 +466,28 @@ class NetSet(Set[str]):
         length = self._len
         really_added: list[str] = []
         really_removed: list[str] = []
-        for b in plus.keys() | minus.keys():
+        touched = plus.keys() | minus.keys()
+        asked = [t for b in touched if isinstance(_base_of(buckets.get(b, _EMPTY)), PackedV4)
+                 for t in (*plus.get(b, ()), *minus.get(b, ()))]
+        keys = dict(zip(asked, bucket_ints.keys_for(asked), strict=True)) if asked else {}
+        for b in touched:
             old = buckets.get(b, _EMPTY)
-            # The members that really flip, found on the few changed texts; then the bucket
-            # moved by them: a layer over its old base (see ``_Layered``), not a copy.
-            plus_b, minus_b = plus.get(b, ()), minus.get(b, ())
-            gained = [t for t in set(plus_b) if t not in old] if plus_b else []
-            if minus_b:
-                keep = set(plus_b)
-                lost = [t for t in set(minus_b) if t in old and t not in keep]
+            # The members that really flip, found on the few changed texts (their membership
+            # of the old base asked once: a packed base answers from its integers); then the
+            # bucket moved by them: a layer over its old base (see ``_Layered``), not a copy.
+            plus_b, minus_b = set(plus.get(b, ())), set(minus.get(b, ()))
+            in_base = _base_members(old, plus_b | minus_b, keys)
+            if isinstance(old, _Layered):
+                present = (old.plus & (plus_b | minus_b)) | in_base.difference(old.minus)
             else:
-                lost = []
+                present = in_base
+            gained = list(plus_b.difference(present))
+            lost = list(minus_b.intersection(present).difference(plus_b))
             if not gained and not lost:
                 continue
             really_added.extend(gained)
             really_removed.extend(lost)
-            new = _changed(old, gained, lost, b)
+            new = _changed(old, gained, lost, b, in_base)
             length += len(gained) - len(lost)
             if new:
                 buckets[b] = new
@@ -514,7 +607,10 @@ class NetSet(Set[str]):
                 if hit is not None:
                     buckets[b] = hit
                     continue
-            buckets[b] = frozenset().union(*map(_plain, found))
+            if all(isinstance(f, PackedV4) for f in found):  # two big sets over the same bucket
+                buckets[b] = PackedV4(np.unique(np.concatenate([f.ints for f in found])))  # type: ignore[union-attr]
+            else:
+                buckets[b] = frozenset().union(*map(_plain, found))
         return NetSet._of_buckets(buckets)
 
     def family(self, version: int) -> NetSet:
@@ -538,6 +634,10 @@ class NetSet(Set[str]):
         """The non-empty buckets (immutable; shared between versions): for
         consumers that cache work per bucket by identity."""
         return self._buckets.values()
+
+    def plain_buckets(self) -> list[frozenset[str]]:
+        """The non-empty buckets as plain frozensets (layers flattened), for set algebra in C."""
+        return [_plain(b) for b in self._buckets.values()]
 
     def shared_buckets(self, other: NetSet) -> int:
         """How many buckets the two hold by the very same object (for tests and diagnostics)."""

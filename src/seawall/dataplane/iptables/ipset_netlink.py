@@ -20,7 +20,6 @@ calling process's network namespace: only for a runner without a prefix.
 from __future__ import annotations
 
 import errno
-import itertools
 import os
 import socket
 import struct
@@ -31,7 +30,7 @@ import numpy as np
 from seawall.api.cidr_bulk import v4_rows
 from seawall.dataplane.iptables.backend import CommandError
 from seawall.policy import bucket_ints
-from seawall.policy.netset import NetSet
+from seawall.policy.netset import NetSet, v4_keys_and_rest
 
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_IPSET = 6
@@ -78,12 +77,10 @@ def parse_members(version: int, members: Collection[str]) -> tuple[np.ndarray, n
     """(addresses, prefix lengths) of canonical CIDR texts of one family (see ``encode_elements``);
     a ``NetSet``'s buckets whose integers are known (``bucket_ints``) are not parsed again."""
     if version == 4 and isinstance(members, NetSet):
-        known, unknown = bucket_ints.known_v4(members.buckets())
-        networks, lengths = bucket_ints.unpack(known)
-        if unknown:
-            more = parse_members(4, list(itertools.chain.from_iterable(unknown)))
-            networks, lengths = np.concatenate((networks, more[0])), np.concatenate((lengths, more[1]))
-        return networks, lengths
+        known, rest = v4_keys_and_rest(members)
+        if rest:
+            raise ValueError(f"not a canonical IPv4 CIDR: {rest[0]!r}")
+        return bucket_ints.unpack(known)
     if not isinstance(members, Sequence):
         members = list(members)
     if version == 4:

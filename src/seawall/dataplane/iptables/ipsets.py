@@ -25,10 +25,12 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Set as Abst
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from seawall.dataplane.iptables.backend import CommandError, Runner
 from seawall.dataplane.iptables.rendered import IPSET_PREFIX, IpSetContent
 from seawall.dataplane.skipped import Sink, skip
-from seawall.policy.netset import NetSet
+from seawall.policy.netset import NetSet, v4_keys_and_rest
 
 OUR_PREFIXES = tuple(f"{IPSET_PREFIX}{v}{t}-" for v in ("4", "6") for t in ("", "t"))  # sw4- sw4t- sw6- sw6t-
 MAX_NAME = 31
@@ -294,14 +296,31 @@ def plan_sets(desired: Mapping[str, IpSetContent], existing: Mapping[str, SetInf
 
 
 def members_digest(members: Iterable[str]) -> str:
-    """An order-independent digest of a set's members (two 32-bit checksums summed
-    over them, and the count): enough to tell the set a stopping agent left from
-    any other desired set, in C loops (a million members in ~0.2 s)."""
-    texts = list(members)
+    """An order-independent digest of a set's members (the count, two 64-bit sums of
+    mixed integers over the canonical IPv4 members, two 32-bit checksums summed over
+    the others' texts): enough to tell the set a stopping agent left from any other
+    desired set, in C loops. A packed IPv4 bucket is summed on its integers, so a
+    million such members cost ~20 ms, not a text each (~1 s)."""
+    keys, texts = v4_keys_and_rest(members)
+    mixed = _mix64(keys.astype(np.uint64))
+    first, second = int(mixed.sum(dtype=np.uint64)), int(_mix64(mixed ^ np.uint64(_SEED)).sum(dtype=np.uint64))
     encoded = [t.encode("utf-8", "surrogatepass") for t in texts]
     crc = sum(map(zlib.crc32, encoded)) & 0xFFFFFFFFFFFFFFFF
     adler = sum(map(zlib.adler32, encoded)) & 0xFFFFFFFFFFFFFFFF
-    return f"{len(texts)}:{crc:016x}:{adler:016x}"
+    return f"2:{len(keys) + len(texts)}:{first:016x}:{second:016x}:{crc:016x}:{adler:016x}"
+
+
+_SEED = 0x5EA3A11D16E57ED5
+
+
+def _mix64(values: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser over uint64 (wrapping), so sums of nearby keys differ."""
+    with np.errstate(over="ignore"):
+        z = values + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        out: np.ndarray = z ^ (z >> np.uint64(31))
+        return out
 
 
 def _headers_after(desired: Mapping[str, IpSetContent], existing: Mapping[str, SetInfo], plan: IpSetPlan,

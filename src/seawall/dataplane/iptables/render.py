@@ -54,6 +54,7 @@ ip_version/CIDRs cannot match the table's family, is skipped in that table.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import logging
 import re
 import weakref
@@ -66,9 +67,8 @@ from seawall.dataplane.iptables import names
 from seawall.dataplane.iptables.rendered import IpSetContent, RenderedRaw, RuleOrigin, TableContent
 from seawall.dataplane.iptables.ruleset import hook_rule, our_comment
 from seawall.dataplane.skipped import Sink, record, skip
-from seawall.policy import bucket_ints
 from seawall.policy.model import Action, Direction, EntityMatch, FailsafePort, Policy, PortRange, Rule, UntrackedState
-from seawall.policy.netset import NetSet
+from seawall.policy.netset import NetSet, unparsed_members
 from seawall.policy.verdict import ICMP_PROTOCOL, ND_HOP_LIMIT, ND_TYPES, PORT_PROTOCOLS, has_rules, references_missing_set
 
 MULTIPORT_SLOTS = 15
@@ -328,7 +328,7 @@ def _suspect(cidrs: NetSet, family: int) -> bool:
     are not looked at again, so a new version of a big set costs its changed buckets."""
     parent, added = cidrs.parent(), cidrs.added_since_parent()
     if parent is not None and added is not None and _CLEAN_SETS.get((id(parent), family)) is parent:
-        if _clean_texts(added, family):
+        if _clean_members(added, family):
             _remember_clean(cidrs, family)
             return False
         return True
@@ -337,9 +337,10 @@ def _suspect(cidrs: NetSet, family: int) -> bool:
     for bucket in cidrs.buckets():
         if _CLEAN_BUCKETS.get(id(bucket)) is bucket:
             continue
-        if family == 4 and bucket_ints.v4_packed(bucket) is not None:
+        texts = unparsed_members(bucket) if family == 4 else bucket
+        if not texts:
             continue  # parsed as canonical IPv4 when it was made
-        if not _clean_texts(bucket, family):
+        if not _clean_texts(texts, family):
             return True
         _CLEAN_BUCKETS[id(bucket)] = bucket
     _remember_clean(cidrs, family)
@@ -354,6 +355,14 @@ _CLEAN_SETS: weakref.WeakValueDictionary[tuple[int, int], NetSet] = weakref.Weak
 
 def _remember_clean(cidrs: NetSet, family: int) -> None:
     _CLEAN_SETS[(id(cidrs), family)] = cidrs
+
+
+def _clean_members(members: Iterable[str], family: int) -> bool:
+    """``_clean_texts`` of a set's members; of a ``NetSet``'s IPv4 buckets only what their
+    parse did not already find canonical (a packed bucket has no text to check)."""
+    if isinstance(members, NetSet) and family == 4:
+        members = itertools.chain.from_iterable(map(unparsed_members, members.buckets()))
+    return _clean_texts(members, family)
 
 
 def _clean_texts(texts: Iterable[str], family: int) -> bool:

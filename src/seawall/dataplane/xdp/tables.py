@@ -60,7 +60,7 @@ from seawall.dataplane.xdp.abi import (
 )
 from seawall.dataplane.xdp.packed import PackedInts, sorted_unique
 from seawall.policy import bucket_ints
-from seawall.policy.netset import NetSet
+from seawall.policy.netset import NetSet, v4_keys_and_rest
 
 # The numbers the BPF program shares (word offsets in ``top``, /24 states, node flags, sizes) come from ``abi``.
 V4_L1_WORDS = V4_L1_ENTRIES
@@ -246,9 +246,8 @@ class BlocklistTables:
         v6: list[str] = []
         known = np.zeros(0, np.int64)
         if isinstance(cidrs, NetSet):  # split by family for free: its buckets are per family
-            # the buckets whose integers are known from validation's parse are not parsed again
-            known, unknown = bucket_ints.known_v4(cidrs.family(4).buckets())
-            v4 = list(itertools.chain.from_iterable(unknown))
+            # the integers known from validation's parse (packed buckets, layers over them) are not parsed again
+            known, v4 = v4_keys_and_rest(cidrs.family(4))
             v6 = list(itertools.chain.from_iterable(cidrs.family(6).buckets()))
         else:
             for cidr in cidrs:

@@ -14,7 +14,7 @@ from etcd3aio._protobuf import RangeRequest
 from seawall.datastore import etcd_keys as ek
 from seawall.datastore.etcd.connection import _CompactedRead
 from seawall.datastore.etcd.documents import EtcdDocuments
-from seawall.datastore.interface import DatastoreError, KeyValue, ListResult, NotFound
+from seawall.datastore.interface import DatastoreError, Keep, KeyValue, ListResult, NotFound
 
 _READ_ATTEMPTS = 5  # a compaction between a head read and its shard read: retry
 
@@ -39,10 +39,14 @@ class EtcdReads(EtcdDocuments):
             return KeyValue(kind, name, value, kv.create_revision, kv.mod_revision)
         raise DatastoreError(f"{kind}({name}): history compacted under every read; try again")
 
-    def list(self, kind: str | None = None) -> ListResult:
-        return self._call(self._list(kind), timeout=self.timeout * 12 + 10)
+    def list(self, kind: str | None = None, *, keep: Keep | None = None) -> ListResult:
+        return self._call(self._list(kind, keep), timeout=self.timeout * 12 + 10)
 
-    async def _list(self, kind: str | None) -> ListResult:
+    async def _kept(self, kind: str, name: str, data: bytes, revision: int, keep: Keep | None) -> Any:
+        value = await self._resolve(kind, name, data, revision)
+        return value if keep is None else keep(kind, value)
+
+    async def _list(self, kind: str | None, keep: Keep | None) -> ListResult:
         start = self.layout.resources_prefix(kind)
         end = ek.range_end(start)
         for _attempt in range(_READ_ATTEMPTS):
@@ -55,7 +59,7 @@ class EtcdReads(EtcdDocuments):
                     continue  # e.g. a namespaced Calico resource under the same prefix
                 if kind is not None and parsed[0] != kind:
                     continue
-                items.append((parsed, kv, self._resolve(parsed[0], parsed[1], kv.value, revision)))
+                items.append((parsed, kv, self._kept(parsed[0], parsed[1], kv.value, revision, keep)))
             try:
                 values = await asyncio.gather(*(coro for _, _, coro in items))
             except _CompactedRead:

@@ -1,0 +1,65 @@
+"""A chunk parsed by difference from its previous version means what it means parsed
+whole: members, bad values and whether its stored values are exactly its members — for
+canonical, non-canonical, bad, duplicate and other-bucket values in any order."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings, strategies as st
+
+from seawall.api.members import CHUNK_API_VERSION, CHUNK_KIND, ChunkDoc, JoinedTexts, compact_chunk, parse_chunk, text_crc
+from seawall.calc.members import chunk_members
+
+BUCKETS = 4  # few buckets: strays (members of another bucket) are common
+INDEX = 1
+
+_values = st.one_of(
+    st.builds(lambda a, b, n: f"10.{a}.{b}.0/{n}", st.integers(0, 3), st.integers(0, 3), st.sampled_from([24, 32])),
+    st.builds(lambda a, b: f"10.{a}.{b}.7/24", st.integers(0, 3), st.integers(0, 3)),  # not canonical
+    st.builds(lambda a: f"2001:db8:{a:x}::/48", st.integers(0, 7)),
+    st.sampled_from(["bogus", "10.0.0.0/33", ""]),
+)
+_versions = st.lists(st.lists(_values, max_size=40), min_size=2, max_size=6)
+
+
+def _own(texts: list[str]) -> list[str]:
+    return [t for t in texts if text_crc(t) & (BUCKETS - 1) == INDEX]
+
+
+def _stored(nets: list[str], compact: bool) -> ChunkDoc:
+    value = {"apiVersion": CHUNK_API_VERSION, "kind": CHUNK_KIND, "set": "s", "index": INDEX, "nets": nets}
+    return parse_chunk(compact_chunk(value) if compact else value)
+
+
+@given(_versions, st.booleans(), st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_a_chunk_by_difference_is_the_chunk_parsed_whole(versions: list[list[str]], own_only: bool,
+                                                         compact: bool) -> None:
+    """(``compact``: the chunks as the agent's syncer keeps them, nets joined in one text.)"""
+    previous = None
+    for nets in versions:
+        doc = _stored(_own(nets) if own_only else nets, compact)
+        whole = chunk_members(_stored(list(doc.nets), False), None, BUCKETS)
+        step = chunk_members(doc, previous, BUCKETS)
+        assert set(step.canonical) == set(whole.canonical)
+        assert step.bad == whole.bad
+        assert step.stored == frozenset(doc.nets) == whole.stored
+        assert isinstance(step.values, JoinedTexts) == (compact and len(doc.nets) >= 16)
+        assert step.exact == whole.exact
+        previous = step
+
+
+def test_a_chunk_of_canonical_own_members_keeps_no_second_copy_of_its_values() -> None:
+    nets = _own([f"10.{a}.{b}.0/24" for a in range(60) for b in range(60)])
+    assert len(nets) >= 512  # the bulk path
+    chunk = chunk_members(ChunkDoc("s", INDEX, tuple(nets)), None, BUCKETS)
+    assert chunk.exact and chunk.stored == frozenset(nets)
+    changed = chunk_members(ChunkDoc("s", INDEX, tuple(nets[1:]) + ("10.0.0.7/24",)), chunk, BUCKETS)
+    assert not changed.exact  # a spelling that is not canonical
+
+
+def test_joined_texts_are_the_list_they_were_made_from() -> None:
+    for texts in ([], [""], ["", "a"], ["a", "", ""], ["10.0.0.0/8"] * 3):
+        joined = JoinedTexts(texts)
+        assert len(joined) == len(texts) and list(joined) == texts and joined == texts and joined.texts() == texts
+    assert compact_chunk({"nets": ["a\nb"] * 20})["nets"] == ["a\nb"] * 20  # a newline: kept as a list
+    assert type(compact_chunk({"nets": ["a", 5] * 20})["nets"]) is list
