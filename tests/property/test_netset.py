@@ -150,15 +150,17 @@ def test_a_union_of_disjoint_parts_swaps_only_the_changed_parts(
 
 
 @contextlib.contextmanager
-def _few_buckets() -> Iterator[None]:
+def _few_buckets(one_search: bool = False) -> Iterator[None]:
     """Two buckets per family and layers from 4 members on: small sets then take the
-    layered-bucket paths a million-net set takes (hundreds of members per bucket)."""
-    saved = (N.PER_FAMILY, N._MASK, N.BUCKETS, N._LAYER_MIN)
+    layered-bucket paths a million-net set takes (hundreds of members per bucket);
+    ``one_search``: packed bases answer membership in one search however few ask."""
+    saved = (N.PER_FAMILY, N._MASK, N.BUCKETS, N._LAYER_MIN, N._SEARCH_BULK)
     N.PER_FAMILY, N._MASK, N.BUCKETS, N._LAYER_MIN = 2, 1, 4, 4
+    N._SEARCH_BULK = 0 if one_search else N._SEARCH_BULK
     try:
         yield
     finally:
-        N.PER_FAMILY, N._MASK, N.BUCKETS, N._LAYER_MIN = saved
+        N.PER_FAMILY, N._MASK, N.BUCKETS, N._LAYER_MIN, N._SEARCH_BULK = saved
 
 
 def _canonical(texts: frozenset[str]) -> frozenset[str]:
@@ -198,14 +200,14 @@ def test_packed_buckets_behave_as_the_frozenset_of_their_members(a: frozenset[st
 
 
 @settings(max_examples=300, deadline=None)
-@given(NETS, st.lists(st.tuples(NETS, NETS), min_size=1, max_size=8), NETS, st.booleans())
+@given(NETS, st.lists(st.tuples(NETS, NETS), min_size=1, max_size=8), NETS, st.booleans(), st.booleans())
 def test_layered_buckets_behave_as_the_frozenset_of_their_members(
         start: frozenset[str], steps: list[tuple[frozenset[str], frozenset[str]]], other: frozenset[str],
-        packed: bool) -> None:
+        packed: bool, one_search: bool) -> None:
     if packed:  # layers over packed bases (a bulk-parsed set churned): members canonical
         start, other = _canonical(start), _canonical(other)
         steps = [(_canonical(a), _canonical(r)) for a, r in steps]
-    with _few_buckets():
+    with _few_buckets(one_search):
         current, model = (_with_packed(start) if packed else NetSet(start)), frozenset(start)
         origin = current
         for added, removed in steps:
