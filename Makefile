@@ -19,6 +19,7 @@ BPF_SRC := src/seawall/dataplane/xdp/bpf/blocklist.bpf.c
 .PHONY: demo test lint setup apt bench bench-xdp bench-apply bench-raw bench-agent bench-cluster clean
 
 setup: $(STAMP) $(BPF_OBJ)
+	@$(PY) -m compileall -q src  # bytecode ahead: with PYTHONDONTWRITEBYTECODE set, every agent start compiled ~0.4 s of source
 
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

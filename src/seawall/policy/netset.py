@@ -522,6 +522,18 @@ class NetSet(Set[str]):
             return self
         return NetSet._of_buckets(buckets, length)._derived(self, frozenset(really_added), frozenset(really_removed))
 
+    def one_sided(self, old: NetSet) -> tuple[int, int]:
+        """(members of this set's buckets that ``old`` has no bucket for, members of
+        ``old``'s buckets this set has none for): a lower bound of ``changes_from``, from
+        lengths only. A consumer that rebuilds on a big change asks this first: a set
+        that arrives whole (from nothing) would otherwise be listed as texts, a packed
+        bucket's made one by one (~1 s a million), only to be rebuilt from the set."""
+        theirs = old._buckets
+        mine = self._buckets
+        gained = sum(len(bucket) for b, bucket in mine.items() if b not in theirs)
+        lost = sum(len(bucket) for b, bucket in theirs.items() if b not in mine)
+        return gained, lost
+
     def changes_from(self, old: NetSet) -> tuple[frozenset[str], frozenset[str]]:
         """(added, removed): what turns ``old`` into this set. Buckets the two
         share cost one identity check each."""

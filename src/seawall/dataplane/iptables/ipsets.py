@@ -270,21 +270,27 @@ def plan_sets(desired: Mapping[str, IpSetContent], existing: Mapping[str, SetInf
         have = current.get(name, frozenset())
         adds: AbstractSet[str]
         dels: AbstractSet[str]
+        at_least = (0, 0)
         if want is have:
             adds, dels = frozenset(), frozenset()
         elif isinstance(want, NetSet) and isinstance(have, NetSet):
-            adds, dels = want.changes_from(have)  # by bucket, or the change itself when ``want`` was made from ``have``
+            at_least = want.one_sided(have) if want.delta_from(have) is None else (0, 0)
+            if _swaps(sum(at_least), len(want)):  # no need to list a change the swap replaces
+                adds, dels = frozenset(), frozenset()
+            else:
+                adds, dels = want.changes_from(have)  # by bucket, or the change itself when ``want`` was made from ``have``
         else:
             adds, dels = want - have, have - want
-        delta = len(adds) + len(dels)
+        delta = max(len(adds) + len(dels), sum(at_least))
         compatible = info.type == "hash:net" and info.family == content.family
         if not compatible or info.maxelem < len(want) or (info.maxelem < need_max and delta) \
-                or (delta > SWAP_THRESHOLD and delta > len(want) // SWAP_FRACTION) or (delta > 1000 and delta > len(want) // 2):
+                or _swaps(delta, len(want)):
             lines.append(f"create {tmp} {header}")
             members("add", tmp, version, want)
             lines.append(f"swap {tmp} {name}")
             lines.append(f"destroy {tmp}")
-            changes[name] = SetChange(name, len(want), len(adds), len(dels), swapped=True)
+            changes[name] = SetChange(name, len(want), max(len(adds), at_least[0]), max(len(dels), at_least[1]),
+                                      swapped=True)
         elif delta:
             members("del", name, version, sorted(dels))
             members("add", name, version, sorted(adds))
@@ -293,6 +299,11 @@ def plan_sets(desired: Mapping[str, IpSetContent], existing: Mapping[str, SetInf
             changes[name] = SetChange(name, len(want))
     end_lines()
     return IpSetPlan(steps, changes)
+
+
+def _swaps(delta: int, size: int) -> bool:
+    """Is a change of ``delta`` members to a set of ``size`` written as a new set swapped in?"""
+    return (delta > SWAP_THRESHOLD and delta > size // SWAP_FRACTION) or (delta > 1000 and delta > size // 2)
 
 
 def members_digest(members: Iterable[str]) -> str:

@@ -60,6 +60,10 @@ class MapSync:
         self.kernel.replace(program, compiled, inactive_known_empty=False)
         return False
 
+    def _rebuilds(self, changes: int, want: NetSet) -> bool:
+        """Is a change this big written as a double-buffered bulk replace?"""
+        return changes > self.bulk_threshold and changes > len(want) // REBUILD_FRACTION
+
     def update(self, program: Program, tables: BlocklistTables, have: NetSet,
                want: NetSet) -> BlocklistTables | None:
         """Bring the active slot from ``have`` to ``want``: single writes for a
@@ -68,12 +72,13 @@ class MapSync:
         replace), or None when a hash map is full (E2BIG): grow the program."""
         if want is have:
             return tables
-        added, removed = want.changes_from(have)
-        if not added and not removed:
+        at_least = sum(want.one_sided(have)) if want.delta_from(have) is None else 0
+        added, removed = (frozenset(), frozenset()) if self._rebuilds(at_least, want) else want.changes_from(have)
+        if not added and not removed and not at_least:
             return tables
         try:
-            changes = len(added) + len(removed)
-            if changes > self.bulk_threshold and changes > len(want) // REBUILD_FRACTION:
+            changes = max(len(added) + len(removed), at_least)
+            if self._rebuilds(changes, want):
                 old_keys = tables.hash_keys()
                 fresh = BlocklistTables.from_cidrs(want)
                 self.kernel.replace(program, fresh.compile(), inactive_known_empty=True, old_keys=old_keys)
