@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from hypothesis import given, settings, strategies as st
 
+from seawall.api.cidr import parse_cidr
 from seawall.api.members import CHUNK_API_VERSION, CHUNK_KIND, ChunkDoc, JoinedTexts, compact_chunk, parse_chunk, text_crc
-from seawall.calc.members import chunk_members
+from seawall.calc.members import canonical_or_none, chunk_members
 
 BUCKETS = 4  # few buckets: strays (members of another bucket) are common
 INDEX = 1
@@ -63,3 +64,21 @@ def test_joined_texts_are_the_list_they_were_made_from() -> None:
         assert len(joined) == len(texts) and list(joined) == texts and joined == texts and joined.texts() == texts
     assert compact_chunk({"nets": ["a\nb"] * 20})["nets"] == ["a\nb"] * 20  # a newline: kept as a list
     assert type(compact_chunk({"nets": ["a", 5] * 20})["nets"]) is list
+
+
+def _parsed_text(value: object) -> str | None:
+    try:
+        return parse_cidr(value).text  # type: ignore[arg-type]
+    except (ValueError, TypeError):
+        return None
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(
+    st.builds(lambda a, n: f"{a >> 24}.{(a >> 16) & 255}.{(a >> 8) & 255}.{a & 255}/{n}",
+              st.integers(0, 2**32 - 1), st.integers(0, 40)),
+    st.builds(lambda parts, n: ".".join(parts) + f"/{n}", st.lists(st.sampled_from(["0", "00", "01", "1", "255", "256", "x"]),
+                                                               min_size=3, max_size=5), st.sampled_from(["0", "8", "08", "32", ""])),
+    st.text(max_size=12), st.integers(), st.none()))
+def test_the_fast_canonical_check_agrees_with_the_full_parse(value: object) -> None:
+    assert canonical_or_none(value) == _parsed_text(value)

@@ -73,7 +73,7 @@ def keys_for(texts: Sequence[str]) -> list[int | None]:
     return [k if good else None for k, good in zip(pack(networks, lengths).tolist(), ok.tolist(), strict=True)]
 
 
-_KEYS_BULK = 64
+_KEYS_BULK = 160  # measured: below ~150 texts the scalar parse beats the numpy one (fixed cost ~0.3 ms)
 
 
 def text_of(key: int) -> str:
