@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 
-from seawall.api.cidr_bulk import v4_rows
 from seawall.api.members import text_crc, text_crcs
 from seawall.policy import bucket_ints
 from seawall.policy.bucket_ints import PackedV4
@@ -175,8 +174,7 @@ def _packed_base_members(buckets: dict[int, Bucket], touched: Iterable[int], plu
         known = dict(zip(asked, bucket_ints.keys_for(asked), strict=True))
         return {b: frozenset(t for t in texts if (k := known[t]) is not None and base.has_key(k))
                 for b, base, texts in ranked}
-    ok, networks, lengths = v4_rows(asked)
-    keys = np.where(ok, bucket_ints.pack(networks, lengths), -1)
+    keys = bucket_ints.key_array(asked)
     lift = np.arange(len(ranked), dtype=np.int64) << 40
     bases = np.concatenate([base.ints for _, base, _ in ranked]) + np.repeat(lift, [len(base) for _, base, _ in ranked])
     keys += np.repeat(lift, [len(texts) for _, _, texts in ranked])  # a text that is no net: -1, below its rank's keys
@@ -219,13 +217,12 @@ def v4_keys_and_rest(members: Iterable[str]) -> tuple[np.ndarray, list[str]]:
         else:
             texts.extend(bucket)
     if texts:
-        ok, networks, lengths = v4_rows(texts)
-        parts.append(bucket_ints.pack(networks[ok], lengths[ok]))
-        texts = list(itertools.compress(texts, (~ok).tolist()))
+        parsed = bucket_ints.key_array(texts)
+        parts.append(parsed[parsed >= 0])
+        texts = list(itertools.compress(texts, (parsed < 0).tolist()))
     keys = np.concatenate(parts) if parts else np.zeros(0, np.int64)
     if removed:  # canonical (each in a packed base); the buckets' keys are disjoint
-        _, networks, lengths = v4_rows(removed)
-        keys = keys[~np.isin(keys, bucket_ints.pack(networks, lengths), assume_unique=True)]
+        keys = keys[~np.isin(keys, bucket_ints.key_array(removed), assume_unique=True)]
     return keys, texts
 
 
@@ -523,11 +520,15 @@ class NetSet(Set[str]):
         return NetSet._of_buckets(buckets, length)._derived(self, frozenset(really_added), frozenset(really_removed))
 
     def one_sided(self, old: NetSet) -> tuple[int, int]:
-        """(members of this set's buckets that ``old`` has no bucket for, members of
-        ``old``'s buckets this set has none for): a lower bound of ``changes_from``, from
-        lengths only. A consumer that rebuilds on a big change asks this first: a set
+        """A lower bound of ``changes_from``'s (added, removed) sizes, from lengths only:
+        the sizes themselves when the change is known (``delta_from``), else the members
+        of this set's buckets that ``old`` has no bucket for, and of ``old``'s buckets this
+        set has none for. A consumer that rebuilds on a big change asks this first: a set
         that arrives whole (from nothing) would otherwise be listed as texts, a packed
         bucket's made one by one (~1 s a million), only to be rebuilt from the set."""
+        known = self.delta_from(old)
+        if known is not None:
+            return len(known[0]), len(known[1])
         theirs = old._buckets
         mine = self._buckets
         gained = sum(len(bucket) for b, bucket in mine.items() if b not in theirs)
@@ -671,10 +672,6 @@ class NetSet(Set[str]):
         """The non-empty buckets (immutable; shared between versions): for
         consumers that cache work per bucket by identity."""
         return self._buckets.values()
-
-    def plain_buckets(self) -> list[frozenset[str]]:
-        """The non-empty buckets as plain frozensets (layers flattened), for set algebra in C."""
-        return [_plain(b) for b in self._buckets.values()]
 
     def shared_buckets(self, other: NetSet) -> int:
         """How many buckets the two hold by the very same object (for tests and diagnostics)."""

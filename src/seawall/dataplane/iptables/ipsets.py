@@ -274,7 +274,7 @@ def plan_sets(desired: Mapping[str, IpSetContent], existing: Mapping[str, SetInf
         if want is have:
             adds, dels = frozenset(), frozenset()
         elif isinstance(want, NetSet) and isinstance(have, NetSet):
-            at_least = want.one_sided(have) if want.delta_from(have) is None else (0, 0)
+            at_least = want.one_sided(have)
             if _swaps(sum(at_least), len(want)):  # no need to list a change the swap replaces
                 adds, dels = frozenset(), frozenset()
             else:

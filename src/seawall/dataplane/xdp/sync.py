@@ -72,7 +72,7 @@ class MapSync:
         replace), or None when a hash map is full (E2BIG): grow the program."""
         if want is have:
             return tables
-        at_least = sum(want.one_sided(have)) if want.delta_from(have) is None else 0
+        at_least = sum(want.one_sided(have))
         added, removed = (frozenset(), frozenset()) if self._rebuilds(at_least, want) else want.changes_from(have)
         if not added and not removed and not at_least:
             return tables
