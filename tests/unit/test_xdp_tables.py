@@ -197,6 +197,22 @@ def test_incremental_writes_match_containment_and_bulk(steps: list[tuple[bool, s
     assert bulk.state() == maps.state()
 
 
+short_v4 = st.builds(lambda a, n: str(ipaddress.ip_network((a, n), strict=False)),
+                    st.integers(0, 2**32 - 1), st.integers(0, 16))
+short_v6 = st.builds(lambda a, n: str(ipaddress.ip_network((a, n), strict=False)),
+                     st.integers(0, 2**128 - 1), st.integers(0, 8))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sets(st.one_of(short_v4, short_v6, v4_cidr), max_size=12))
+def test_bulk_top_words_are_the_words_one_by_one(cidrs: set[str]) -> None:
+    """The bulk load's short-prefix bitmaps (numpy, by block ranges) are the words the
+    incremental path rewrites one at a time."""
+    tables = BlocklistTables.from_cidrs(cidrs)
+    top = np.frombuffer(tables.compile().arrays[MapKind.TOP], dtype="<u8")
+    assert top.tolist() == [tables._top_word(i) for i in range(len(top))]
+
+
 def test_single_add_to_a_large_set_is_a_few_writes() -> None:
     tables = BlocklistTables.from_cidrs(f"10.{i >> 8}.{i & 255}.0/24" for i in range(20000))
     writes = tables.add("192.0.2.7/32")

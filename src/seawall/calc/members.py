@@ -103,12 +103,13 @@ def _own_buckets(canonical: Iterable[str], index: int, buckets: int,
     return own, frozenset(strays)
 
 
-def _all_canonical_v4(values: frozenset[object]) -> tuple[list[str], np.ndarray] | None:
-    """A big chunk's values in one order with their packed integers, when every one
-    is canonical IPv4 text (the usual stored chunk); else None."""
+def _all_canonical_v4(values: Sequence[object]) -> tuple[Sequence[str], np.ndarray] | None:
+    """A big chunk's values with their packed integers, when every one is canonical
+    IPv4 text (the usual stored chunk); else None. A value stored twice stays twice
+    (the buckets drop it: no set of a million texts is made to find duplicates)."""
     if len(values) < BULK_MIN:
         return None
-    ordered = list(values)
+    ordered = values
     ok, networks, lengths = v4_rows(ordered)
     if not ok.all():
         return None
@@ -131,8 +132,8 @@ def chunk_members(doc: ChunkDoc, previous: ChunkMembers | None, buckets: int) ->
     else:
         hashable = [n for n in nets if isinstance(n, (str, int, float, bool, type(None)))]
     unhashable = len(hashable) != len(nets)
-    raw = frozenset(hashable)
     if previous is not None and previous.one_to_one and not unhashable:
+        raw = frozenset(hashable)
         before = previous.stored
         came = raw - before
         removed, _ = canonical_split(before - raw - previous.bad)
@@ -143,17 +144,22 @@ def chunk_members(doc: ChunkDoc, previous: ChunkMembers | None, buckets: int) ->
         exact = not bad and (own == added == came if previous.exact
                              else len(canonical) == len(raw) and canonical == raw)
     else:
-        plain = _all_canonical_v4(raw)
+        plain = _all_canonical_v4(hashable)
         if plain is not None:  # parsed once: the integers stay with the buckets (``bucket_ints``)
-            bad = frozenset()
+            # canonical IPv4 texts and their keys are one to one: the members are the values
+            # exactly unless some are strays
             canonical, strays = _own_buckets(plain[0], doc.index, buckets, plain[1])
+            bad = _stray_values(strays, hashable)
+            exact = not bad
         else:
+            raw = frozenset(hashable)
             good, bad = canonical_split(raw)
             canonical, strays = _own_buckets(good, doc.index, buckets)
-        bad = bad | _stray_values(strays, raw)
+            bad = bad | _stray_values(strays, raw)
+            exact = not bad and len(canonical) == len(raw) and canonical == raw
         if unhashable:
             bad = bad | {repr(n) for n in nets if not isinstance(n, (str, int, float, bool, type(None)))}
-        exact = not bad and len(canonical) == len(raw) and (plain is not None or canonical == raw)
+            exact = False
     kept = doc.nets if isinstance(doc.nets, JoinedTexts) else hashable  # the compact form when there is one
     return ChunkMembers(doc.set, doc.index, kept, exact, canonical, bad)
 

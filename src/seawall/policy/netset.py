@@ -264,8 +264,11 @@ def _bucketed(texts: Sequence[str] | Set[str]) -> dict[int, Bucket]:
     return _bucketed_by_crc(ordered, text_crcs(ordered))
 
 
-def _bucket_keys(ordered: list[str], crcs: np.ndarray) -> np.ndarray:
-    """``_bucket`` of every text, from its CRC-32, in C loops."""
+def _bucket_keys(ordered: list[str], crcs: np.ndarray, all_v4: bool = False) -> np.ndarray:
+    """``_bucket`` of every text, from its CRC-32, in C loops (``all_v4``: known IPv4, no
+    family test)."""
+    if all_v4:
+        return crcs & _MASK
     v6 = np.fromiter(map(str.__contains__, ordered, itertools.repeat(":")), bool, len(ordered))
     return (crcs & _MASK) | (v6.astype(np.int64) * PER_FAMILY)
 
@@ -275,7 +278,7 @@ def _bucketed_by_crc(ordered: list[str], crcs: np.ndarray, v4: np.ndarray | None
     IPv4 (``bucket_ints``), remembered for each bucket made."""
     if not ordered:
         return {}
-    keys = _bucket_keys(ordered, crcs)
+    keys = _bucket_keys(ordered, crcs, v4 is not None)
     order = np.argsort(keys, kind="stable")
     keys = keys[order]
     cuts = np.flatnonzero(np.diff(keys)) + 1

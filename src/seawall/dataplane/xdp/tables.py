@@ -361,7 +361,7 @@ class BlocklistTables:
                 keys, values = hashes[_LEVEL_KIND[level]]
                 keys.append(_v6_key(level, prefix))
                 values.append(_U32.pack(flags))
-        top = np.array([self._top_word(i) for i in range(TOP_WORDS)], dtype="<u8")
+        top = self._top_array()
         return Compiled(
             {MapKind.TOP: top.tobytes(), MapKind.V4L1: words.astype("<u8").tobytes(), MapKind.V6L16: l16.tobytes()},
             {kind: (b"".join(k), b"".join(v), len(v)) for kind, (k, v) in hashes.items()},
@@ -496,6 +496,24 @@ class BlocklistTables:
                     word |= 1 << offset
                     break
         return word
+
+    def _top_array(self) -> np.ndarray:
+        """Every ``top`` word (as ``_top_word`` gives each), the IPv4 ones from the short
+        prefixes' block ranges in numpy: word by word, a /16 held asked 65,536 set lookups
+        (~0.17 s of every start with a million nets)."""
+        bits = np.zeros(TOP_WORDS * 64, dtype=bool)
+        for base, block_bits, lengths in ((TOP_V4_8, 8, range(V4_TOP8_MAX + 1)),
+                                          (TOP_V4_16, 16, range(V4_TOP8_MAX + 1, V4_TOP16_MAX + 1))):
+            for length in lengths:
+                networks = self._v4_by_len[length]
+                if not networks:
+                    continue
+                starts = (networks.array() >> (32 - block_bits)) + base * 64
+                bits[(starts[:, None] + np.arange(1 << (block_bits - length))).ravel()] = True
+        words = np.packbits(bits.reshape(TOP_WORDS, 64), axis=1, bitorder="little").view("<u8").ravel()
+        for index in range(TOP_V6_8, TOP_WORDS):
+            words[index] = self._top_word(index)
+        return words
 
     def _short_present(self, family: int, length: int) -> bool:
         return bool(self._v4_by_len[length] if family == 4 else self._v6_short_lengths[length])
