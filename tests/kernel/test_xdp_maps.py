@@ -99,3 +99,25 @@ def test_both_paths_store_the_same_bytes() -> None:
     finally:
         mapped.close()
         batched.close()
+
+
+def test_the_expected_tag_kept_for_the_next_agent_is_the_tag_a_load_gives() -> None:
+    """A restart learns the tag its pinned program should have from the last agent's note
+    next to the object, not by loading the object again; a note for another build (or
+    kernel) is not believed."""
+    import json
+
+    from seawall.dataplane.xdp import loader
+
+    path, key = loader._tag_key()
+    note = loader._tag_file(path)
+    note.unlink(missing_ok=True)
+    loader._EXPECTED_TAG.clear()
+    loaded = loader.expected_tag()  # by a load, and kept
+    assert json.loads(note.read_text()) == {"key": key, "tag": loaded}
+    loader._EXPECTED_TAG.clear()
+    assert loader.expected_tag() == loaded  # from the note
+    note.write_text(json.dumps({"key": key + "-another-build", "tag": "0" * 16}))
+    loader._EXPECTED_TAG.clear()
+    assert loader.expected_tag() == loaded  # not believed: loaded again
+    assert json.loads(note.read_text())["key"] == key

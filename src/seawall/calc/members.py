@@ -18,6 +18,7 @@ consumers without a diff. Pure.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -27,7 +28,7 @@ from seawall.api.cidr import parse_cidr
 from seawall.api.cidr_bulk import canonical_texts, v4_rows
 from seawall.api.members import ChunkDoc, JoinedTexts, MembersHead, text_crcs
 from seawall.policy import bucket_ints
-from seawall.policy.netset import NetSet, split_by_crc
+from seawall.policy.netset import NetSet, packed_v4_sets, split_by_crc
 
 Bad = tuple[object, ...]
 
@@ -162,6 +163,54 @@ def chunk_members(doc: ChunkDoc, previous: ChunkMembers | None, buckets: int) ->
             exact = False
     kept = doc.nets if isinstance(doc.nets, JoinedTexts) else hashable  # the compact form when there is one
     return ChunkMembers(doc.set, doc.index, kept, exact, canonical, bad)
+
+
+FRESH_MIN = 8 * BULK_MIN  # from this many nets over chunks parsed afresh, they are parsed together
+
+
+def fresh_chunks(docs: Sequence[ChunkDoc], buckets: int) -> list[ChunkMembers]:
+    """``chunk_members(doc, None, buckets)`` of each doc, the usual chunks (canonical IPv4
+    of their own bucket) parsed in one pass: a start, a restart or a set that arrives
+    whole parses a million nets, and chunk by chunk the fixed costs of a thousand bulk
+    parses, CRC loops and sorts came to ~0.6 s of the ~1.3 s (measured here). A chunk
+    with anything else in it goes the usual way."""
+    out: list[ChunkMembers | None] = []
+    first = 0
+    while first < len(docs):  # ~64k nets at a time: their texts do not all live at once
+        last, size = first, 0
+        while last < len(docs) and (size < FRESH_GROUP or last == first):
+            size += len(docs[last].nets)
+            last += 1
+        out.extend(_fresh_group(docs[first:last], buckets))
+        first = last
+    return [m if m is not None else chunk_members(d, None, buckets) for m, d in zip(out, docs, strict=True)]
+
+
+FRESH_GROUP = 1 << 16
+
+
+def _fresh_group(docs: Sequence[ChunkDoc], buckets: int) -> list[ChunkMembers | None]:
+    """``fresh_chunks`` of a few chunks; None for a chunk that is not the usual one."""
+    texts = [d.nets.texts() if isinstance(d.nets, JoinedTexts) else d.nets for d in docs]
+    plain = [i for i, t in enumerate(texts) if t and (isinstance(docs[i].nets, JoinedTexts)
+                                                        or set(map(type, t)) <= {str})]
+    out: list[ChunkMembers | None] = [None] * len(docs)
+    if plain:
+        every: list[str] = list(itertools.chain.from_iterable(texts[i] for i in plain))
+        ok, networks, lengths = v4_rows(every)
+        crcs = text_crcs(every)
+        owners = np.repeat(np.arange(len(plain)), [len(texts[i]) for i in plain])
+        ok &= (crcs & (buckets - 1)) == np.array([docs[i].index for i in plain], np.int64)[owners]
+        usual = np.bincount(owners, weights=~ok, minlength=len(plain)) == 0
+        if usual.any():
+            take = usual[owners]
+            sets = packed_v4_sets(bucket_ints.pack(networks[take], lengths[take]), crcs[take],
+                                  np.cumsum(usual)[owners[take]] - 1, int(usual.sum()))
+            for i, canonical in zip(itertools.compress(plain, usual.tolist()), sets, strict=True):
+                doc = docs[i]
+                kept = doc.nets if isinstance(doc.nets, JoinedTexts) else texts[i]
+                out[i] = ChunkMembers(doc.set, doc.index, kept, True, canonical, frozenset())
+    return out
 
 
 _NO_CHANGES: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())

@@ -25,7 +25,16 @@ from seawall.api.members import (
     parse_head,
     without_manifest,
 )
-from seawall.calc.members import ChunkMembers, OverlayMembers, SetMembers, chunk_members, overlaid, overlay_members
+from seawall.calc.members import (
+    FRESH_MIN,
+    ChunkMembers,
+    OverlayMembers,
+    SetMembers,
+    chunk_members,
+    fresh_chunks,
+    overlaid,
+    overlay_members,
+)
 from seawall.calc.snapshot import Snapshot
 
 KEPT = "kept the last valid version"
@@ -104,6 +113,7 @@ class ValidatedResources:
         touched: dict[str, set[str]] = {}  # set -> its chunk names whose entries changed
         present: set[str] = set()
         early_overlays: list[OverlayMembers] = []
+        to_parse: list[tuple[str, dict[str, Any], int]] = []
         for name, value in chunk_docs:
             present.add(name)
             cached = self._chunks.get(name)
@@ -116,12 +126,17 @@ class ValidatedResources:
                 if buckets is None:
                     continue
             if cached is None or cached[0] is not value or self._parsed_for.get(name) != buckets:
-                cached = self._parse_chunk(value, buckets)
-                self._chunks[name] = cached
-                self._parsed_for[name] = buckets
-                touched.setdefault(_set_of_chunk(name), set()).add(name)
-                if name not in wanted and isinstance(cached[1], OverlayMembers):
-                    early_overlays.append(cached[1])
+                to_parse.append((name, value, buckets))
+            elif cached[2] is not None and name in wanted:
+                invalid.append({"kind": CHUNK_KIND, "name": name, "reason": cached[2], "action": IGNORED})
+        fresh = self._parse_fresh(to_parse)
+        for name, value, buckets in to_parse:
+            cached = fresh.get(name) or self._parse_chunk(value, buckets)
+            self._chunks[name] = cached
+            self._parsed_for[name] = buckets
+            touched.setdefault(_set_of_chunk(name), set()).add(name)
+            if name not in wanted and isinstance(cached[1], OverlayMembers):
+                early_overlays.append(cached[1])
             if cached[2] is not None and name in wanted:
                 invalid.append({"kind": CHUNK_KIND, "name": name, "reason": cached[2], "action": IGNORED})
         for name in set(self._chunks) - present:
@@ -265,6 +280,28 @@ class ValidatedResources:
         if head is None or not isinstance(index, int) or not 0 <= index < head.buckets:
             return None
         return head.buckets
+
+    def _parse_fresh(self, to_parse: list[tuple[str, dict[str, Any], int]]
+                     ) -> dict[str, tuple[dict[str, Any], ChunkMembers, None]]:
+        """The base chunks among ``to_parse`` with no previous chunk of their bucket (a
+        start, a restart, a set that arrives whole), parsed together when they are many
+        (``fresh_chunks``); the others are parsed one by one, by difference."""
+        docs: dict[int, list[tuple[str, dict[str, Any], ChunkDoc]]] = {}
+        for name, value, buckets in to_parse:
+            try:
+                doc = parse_chunk(value)
+            except MembersFormatError:
+                continue
+            if not doc.overlay and (doc.set, doc.index, buckets) not in self._last_chunk:
+                docs.setdefault(buckets, []).append((name, value, doc))
+        out: dict[str, tuple[dict[str, Any], ChunkMembers, None]] = {}
+        for buckets, group in docs.items():
+            if sum(len(doc.nets) for _, _, doc in group) < FRESH_MIN:
+                continue
+            for (name, value, doc), members in zip(group, fresh_chunks([d for _, _, d in group], buckets), strict=True):
+                self._last_chunk[(doc.set, doc.index, buckets)] = members
+                out[name] = (value, members, None)
+        return out
 
     def _parse_chunk(self, value: dict[str, Any], buckets: int
                      ) -> tuple[dict[str, Any], ChunkMembers | OverlayMembers | None, str | None]:
