@@ -176,7 +176,7 @@ def fresh_chunks(docs: Sequence[ChunkDoc], buckets: int) -> list[ChunkMembers]:
     with anything else in it goes the usual way."""
     out: list[ChunkMembers | None] = []
     first = 0
-    while first < len(docs):  # ~64k nets at a time: their texts do not all live at once
+    while first < len(docs):  # ~32k nets at a time: their texts do not all live at once (peak RSS)
         last, size = first, 0
         while last < len(docs) and (size < FRESH_GROUP or last == first):
             size += len(docs[last].nets)
@@ -186,7 +186,7 @@ def fresh_chunks(docs: Sequence[ChunkDoc], buckets: int) -> list[ChunkMembers]:
     return [m if m is not None else chunk_members(d, None, buckets) for m, d in zip(out, docs, strict=True)]
 
 
-FRESH_GROUP = 1 << 16
+FRESH_GROUP = 1 << 15
 
 
 def _fresh_group(docs: Sequence[ChunkDoc], buckets: int) -> list[ChunkMembers | None]:
